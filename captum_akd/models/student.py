@@ -1,0 +1,134 @@
+"""The attentive surrogate: a CNN with a CBAM block after every stage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from captum_akd.models.attention import CBAM
+
+
+@dataclass
+class StudentOutput:
+    """What :meth:`AttentiveStudent.forward_features` returns.
+
+    Attributes:
+        logits: ``N x K`` class scores.
+        features: one ``N x C_l x h_l x w_l`` tensor per stage (shallow to
+            deep): the stage's output after its attention block.
+        attention: one ``N x 1 x h_l x w_l`` spatial attention map per stage,
+            in [0, 1].
+        pooled: ``N x C_L`` globally averaged deepest features (the
+            classifier's input).
+    """
+
+    logits: Tensor
+    features: list[Tensor]
+    attention: list[Tensor]
+    pooled: Tensor
+
+
+class AttentiveStudent(nn.Module):
+    """A classifier split into stages ``S_1..S_L`` with a CBAM block after each.
+
+    The student is the white-box stand-in for a black-box target: it is
+    distilled to reproduce the target's logits, and its attended per-stage
+    features feed the :class:`~captum_akd.models.ExplanationNet`. The head is
+    global average pooling and one linear layer, so the class activation map
+    of class ``c`` is ``sum_k fc.weight[c, k] * F_L[k]`` without a backward pass
+    (:meth:`class_activation_map`).
+
+    Build one with :func:`cifar_resnet_student`, :func:`resnet_student` or
+    :func:`efficientnet_lite_student` rather than by hand: the builders record
+    their arguments in :attr:`config`, which is what checkpoints store.
+
+    Args:
+        stem: module applied to the input before the first stage.
+        stages: the stages, shallow to deep.
+        stage_channels: output channels of each stage.
+        num_classes: number of classes ``K``.
+        in_channels: number of input channels ``C`` (3 for RGB).
+        min_input_size: smallest height/width the network accepts (its total
+            stride, so the deepest map is at least 1 x 1).
+        reduction: CBAM channel-attention reduction.
+        spatial_kernel: CBAM spatial-attention kernel size.
+        identity_init: start every CBAM block as the identity (for a
+            pretrained backbone).
+        config: the builder name and arguments that rebuild this student.
+
+    Shape:
+        ``forward``: ``N x C x H x W`` to ``N x K`` logits.
+
+    Examples::
+
+        >>> from captum_akd.models import cifar_resnet_student
+        >>> student = cifar_resnet_student(depth=20, num_classes=10)
+        >>> out = student.forward_features(torch.randn(2, 3, 32, 32))
+        >>> out.logits.shape, [f.shape[-1] for f in out.features]
+        (torch.Size([2, 10]), [32, 16, 8])
+    """
+
+    def __init__(
+        self,
+        stem: nn.Module,
+        stages: Sequence[nn.Module],
+        stage_channels: Sequence[int],
+        num_classes: int,
+        in_channels: int = 3,
+        min_input_size: int = 1,
+        reduction: int = 16,
+        spatial_kernel: int = 7,
+        identity_init: bool = False,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if len(stages) != len(stage_channels) or not stages:
+            raise ValueError(
+                "`stages` and `stage_channels` must be non-empty and of equal length; "
+                f"got {len(stages)} and {len(stage_channels)}"
+            )
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"`num_classes` must be an int >= 2; got {num_classes!r}")
+        self.stem = stem
+        self.stages = nn.ModuleList(stages)
+        self.attentions = nn.ModuleList(
+            CBAM(c, reduction, spatial_kernel, identity_init) for c in stage_channels
+        )
+        self.fc = nn.Linear(stage_channels[-1], num_classes)
+        self.stage_channels = list(stage_channels)
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.min_input_size = min_input_size
+        self.config = dict(config or {})
+
+    def forward_features(self, x: Tensor) -> StudentOutput:
+        """Logits plus every stage's attended features and attention map."""
+        features, attention = [], []
+        out = self.stem(x)
+        for stage, attend in zip(self.stages, self.attentions, strict=True):
+            out, att = attend(stage(out))
+            features.append(out)
+            attention.append(att)
+        pooled = F.adaptive_avg_pool2d(out, 1).flatten(1)
+        return StudentOutput(self.fc(pooled), features, attention, pooled)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_features(x).logits
+
+    def class_activation_map(self, deepest: Tensor, labels: Tensor) -> Tensor:
+        """CAM of class ``labels[i]`` for each image from the classifier weights.
+
+        Args:
+            deepest: ``N x C_L x h x w`` attended features of the last stage.
+            labels: ``N`` class indices.
+
+        Returns:
+            ``N x 1 x h x w`` maps whose spatial mean is the class logit minus
+            the bias (the head is linear after average pooling).
+        """
+        weights = self.fc.weight[labels]  # N x C_L
+        return (weights[:, :, None, None] * deepest).sum(dim=1, keepdim=True)
