@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from captum.attr import Attribution
+from captum.log import log_usage
 from torch import Tensor
 
 from captum_akd._validation import (
@@ -65,6 +66,7 @@ class ImageAttribution(Attribution):
         """Return ``N x 1 x H x W`` maps for ``images`` and class ``labels`` (``N``)."""
         raise NotImplementedError
 
+    @log_usage()
     def attribute(
         self,
         inputs: Tensor | tuple[Tensor],

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from captum.log import log_usage
 from torch import Tensor
 
 from captum_akd._base import ImageAttribution
@@ -112,6 +113,7 @@ class AttentiveDistillationAttribution(ImageAttribution):
             self.explainer.eval()
         return self.explainer.explain(self.student, images, labels)
 
+    @log_usage()
     def attribute(
         self,
         inputs: Tensor | tuple[Tensor],
