@@ -7,5 +7,7 @@ in one forward pass, through Captum's ``attribute`` interface.
 
 from captum_akd._version import __version__
 from captum_akd.attribution import AttentiveDistillationAttribution
+from captum_akd.baselines import LayerwiseSurrogateCAM
+from captum_akd.distill import distill as distill
 
-__all__ = ["AttentiveDistillationAttribution", "__version__"]
+__all__ = ["AttentiveDistillationAttribution", "LayerwiseSurrogateCAM", "__version__"]

@@ -46,6 +46,11 @@ class AttentiveDistillationAttribution(ImageAttribution):
         metadata: other JSON-serialisable facts to keep in checkpoints
             (training settings, fidelity reports).
 
+    Shape:
+        :meth:`attribute` maps ``N x C x H x W`` images (or a 1-tuple of them)
+        to ``N x 1 x H x W`` maps in [0, 1] (``N x C x H x W`` with
+        ``expand_to_input=True``), in the same form as the inputs.
+
     Examples::
 
         >>> from captum_akd import AttentiveDistillationAttribution
@@ -94,7 +99,19 @@ class AttentiveDistillationAttribution(ImageAttribution):
         return self.student.num_classes
 
     def to(self, device: str | torch.device) -> AttentiveDistillationAttribution:
-        """Move the student and explainer to ``device``; returns ``self``."""
+        """Move the student and explainer to ``device``.
+
+        Args:
+            device: e.g. ``"cuda"`` or ``torch.device("cpu")``; inputs given to
+                :meth:`attribute` must then be on the same device.
+
+        Returns:
+            ``self``, for chaining.
+
+        Examples::
+
+            >>> maps = attr.to("cuda").attribute(images.cuda(), target=labels)
+        """
         self.student.to(device)
         self.explainer.to(device)
         return self
@@ -172,6 +189,11 @@ class AttentiveDistillationAttribution(ImageAttribution):
 
         Returns:
             The checkpoint directory.
+
+        Examples::
+
+            >>> attr.save("akd-ckpt/")                     # fails if it exists
+            >>> attr.save("akd-ckpt/", overwrite=True)     # replaces a checkpoint
         """
         metadata = dict(self.metadata)
         metadata["input_size"] = list(self.input_size) if self.input_size else None

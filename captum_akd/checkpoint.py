@@ -54,7 +54,19 @@ STUDENT_BUILDERS: dict[str, Callable[..., AttentiveStudent]] = {
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
+    """Hex SHA-256 of a file's bytes (what ``config.json`` records per weights file).
+
+    Args:
+        path: the file.
+
+    Returns:
+        64 hexadecimal characters.
+
+    Examples::
+
+        >>> file_sha256("akd-ckpt/student.safetensors")[:12]
+        '3f9a0c2be871'
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -63,7 +75,19 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def state_to_safetensors(module: nn.Module, path: str | os.PathLike) -> None:
-    """Write ``module``'s state dict to ``path`` as safetensors."""
+    """Write ``module``'s state dict to ``path`` as safetensors.
+
+    Args:
+        module: any module; its tensors are copied to the CPU first.
+        path: the ``.safetensors`` file to write.
+
+    Returns:
+        None.
+
+    Examples::
+
+        >>> state_to_safetensors(student, "student.safetensors")
+    """
     # Cloned to CPU so tensors that share storage (tied weights) save cleanly.
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in
                module.state_dict().items()}
@@ -71,7 +95,19 @@ def state_to_safetensors(module: nn.Module, path: str | os.PathLike) -> None:
 
 
 def write_json(data: Mapping[str, Any], path: str | os.PathLike) -> None:
-    """Write ``data`` as indented JSON and flush it to disk."""
+    """Write ``data`` as indented JSON with sorted keys and flush it to disk.
+
+    Args:
+        data: a JSON-serialisable mapping.
+        path: the file to write.
+
+    Returns:
+        None.
+
+    Examples::
+
+        >>> write_json({"top1_agreement": 0.93}, "report.json")
+    """
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2, sort_keys=True)
         handle.write("\n")
@@ -80,6 +116,10 @@ def write_json(data: Mapping[str, Any], path: str | os.PathLike) -> None:
 
 
 def _fsync_file(path: Path) -> None:
+    # A writer may produce a directory (a checkpoint inside a results folder);
+    # its own files were flushed by the writer that made them.
+    if path.is_dir():
+        return
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
 
@@ -101,11 +141,17 @@ def write_directory_atomically(
 
     Args:
         directory: destination directory.
-        writers: file name -> function that writes that file at the given path.
+        writers: file name -> function that writes that file (or a
+            sub-directory) at the given path.
         overwrite: replace an existing checkpoint directory at ``directory``.
 
     Returns:
         The destination path.
+
+    Examples::
+
+        >>> write_directory_atomically("out", {"a.json": lambda p: write_json({}, p)})
+        PosixPath('out')
     """
     target = Path(directory)
     if target.exists():
@@ -164,6 +210,11 @@ def save_checkpoint(
 
     Returns:
         The checkpoint directory.
+
+    Examples::
+
+        >>> save_checkpoint("akd-ckpt", student, explainer, {"input_size": [32, 32]})
+        PosixPath('akd-ckpt')
     """
     if student.config.get("builder") not in STUDENT_BUILDERS:
         raise ValueError(
@@ -204,7 +255,20 @@ def save_checkpoint(
 
 
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:
-    """Read and check a checkpoint's ``config.json``."""
+    """Read and check a checkpoint's ``config.json``.
+
+    Args:
+        directory: the checkpoint directory.
+
+    Returns:
+        The parsed configuration (format, version, builders and their
+        arguments, weights hashes, metadata).
+
+    Examples::
+
+        >>> read_config("akd-ckpt")["student"]["builder"]
+        'cifar_resnet_student'
+    """
     root = Path(directory)
     if not root.is_dir():
         raise FileNotFoundError(f"`directory`: no checkpoint directory at {str(root)!r}")
@@ -230,7 +294,20 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
 
 
 def read_weights(directory: Path, name: str, config: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """Read one weights file after checking it against the config's hash."""
+    """Read one weights file after checking it against the config's hash.
+
+    Args:
+        directory: the checkpoint directory.
+        name: the file in it, e.g. ``"student.safetensors"``.
+        config: the checkpoint's configuration (:func:`read_config`).
+
+    Returns:
+        The state dict, on the CPU.
+
+    Examples::
+
+        >>> state = read_weights(Path("akd-ckpt"), STUDENT_FILE, read_config("akd-ckpt"))
+    """
     path = directory / name
     if not path.is_file():
         raise FileNotFoundError(f"`directory`: checkpoint {str(directory)!r} is missing {name}")
@@ -247,7 +324,20 @@ def read_weights(directory: Path, name: str, config: Mapping[str, Any]) -> dict[
 
 
 def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
-    """Load ``state`` into ``module``, naming what does not fit."""
+    """Load ``state`` into ``module``, naming what does not fit.
+
+    Args:
+        module: the freshly built network.
+        state: its state dict from a checkpoint.
+        what: the network's name for the error message (``"student"``).
+
+    Returns:
+        None; raises ``ValueError`` on a missing, unexpected or mis-shaped key.
+
+    Examples::
+
+        >>> load_state_strict(student, state, "student")
+    """
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -281,6 +371,10 @@ def load_checkpoint(
 
     Returns:
         ``(student, explainer, config)`` with both networks in eval mode.
+
+    Examples::
+
+        >>> student, explainer, config = load_checkpoint("akd-ckpt", map_location="cpu")
     """
     root = Path(directory)
     config = read_config(root)

@@ -238,7 +238,17 @@ class CifarZip(Dataset):
         return state
 
     def close(self) -> None:
-        """Close this process's handle on the archive (it reopens on next access)."""
+        """Close this process's handle on the archive (it reopens on next access).
+
+        Returns:
+            None.
+
+        Examples::
+
+            >>> test = CifarZip("../shared/data/cifar10/cifar10-test.zip")
+            >>> image, label = test[0]
+            >>> test.close()
+        """
         if self._zip is not None and self._zip_pid == os.getpid():
             self._zip.close()
         self._zip = None

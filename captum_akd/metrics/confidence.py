@@ -40,6 +40,12 @@ class ConfidenceResult:
         masked_scores: ``N`` softmax scores ``O`` on the image times its map.
         drops: ``N`` per-image drops ``max(0, Y - O) / Y * 100``.
         target: ``N`` class indices that were scored.
+
+    Examples::
+
+        >>> result = confidence_change(model.eval(), images, maps)
+        >>> result.average_drop, result.increase_in_confidence, result.drops.shape
+        (23.4, 31.0, torch.Size([N]))
     """
 
     average_drop: float
@@ -131,8 +137,19 @@ def average_drop(
 ) -> float:
     """Average drop %: ``mean(max(0, Y - O) / Y) * 100``; lower is better.
 
-    See :func:`confidence_change` for the definition and arguments; use it
-    directly to get both numbers from one pass.
+    See :func:`confidence_change` for the definition; use it directly to get
+    both numbers from one pass.
+
+    Args:
+        model: the black box, ``N x C x H x W -> N x K`` logits, in eval mode.
+        inputs: ``N x C x H x W`` images in the model's input space, or a 1-tuple.
+        saliency: ``N x 1 x h x w`` maps (upsampled to the input size if smaller).
+        target: ``None`` (the model's prediction) or a Captum-style class target.
+        normalize: min-max normalise each map to [0, 1] first.
+        batch_size: at most this many images per model call (``None``: all).
+
+    Returns:
+        The average drop in percent, a float in [0, 100].
 
     Examples::
 
@@ -153,7 +170,18 @@ def increase_in_confidence(
 ) -> float:
     """Increase in confidence %: share of images with ``O > Y``, times 100; higher is better.
 
-    See :func:`confidence_change` for the definition and arguments.
+    See :func:`confidence_change` for the definition.
+
+    Args:
+        model: the black box, ``N x C x H x W -> N x K`` logits, in eval mode.
+        inputs: ``N x C x H x W`` images in the model's input space, or a 1-tuple.
+        saliency: ``N x 1 x h x w`` maps (upsampled to the input size if smaller).
+        target: ``None`` (the model's prediction) or a Captum-style class target.
+        normalize: min-max normalise each map to [0, 1] first.
+        batch_size: at most this many images per model call (``None``: all).
+
+    Returns:
+        The share of images whose score rises, in percent, a float in [0, 100].
 
     Examples::
 

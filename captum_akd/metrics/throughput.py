@@ -26,6 +26,11 @@ class ThroughputResult:
         device: the inputs' device, e.g. ``"cpu"`` or ``"cuda:0"``.
         device_name: the accelerator's name on CUDA, else the device type.
         timings: wall-clock seconds of every timed pass.
+
+    Examples::
+
+        >>> result = throughput(attr, images, batch_size=64)
+        >>> f"{result.images_per_second:.0f} images/s on {result.device_name}"
     """
 
     images_per_second: float

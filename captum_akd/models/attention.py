@@ -16,6 +16,11 @@ class ChannelAttention(nn.Module):
 
     Shape:
         ``N x C x h x w`` features to an ``N x C x 1 x 1`` gate in (0, 1).
+
+    Examples::
+
+        >>> ChannelAttention(64)(torch.randn(2, 64, 8, 8)).shape
+        torch.Size([2, 64, 1, 1])
     """
 
     def __init__(self, channels: int, reduction: int = 16) -> None:
@@ -39,6 +44,11 @@ class SpatialAttention(nn.Module):
 
     Shape:
         ``N x C x h x w`` features to an ``N x 1 x h x w`` map in (0, 1).
+
+    Examples::
+
+        >>> SpatialAttention(7)(torch.randn(2, 64, 8, 8)).shape
+        torch.Size([2, 1, 8, 8])
     """
 
     def __init__(self, kernel_size: int = 7) -> None:

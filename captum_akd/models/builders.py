@@ -175,6 +175,12 @@ def efficientnet_lite_student(
 
     Returns:
         An :class:`AttentiveStudent` for inputs of at least 32 x 32 pixels.
+
+    Examples::
+
+        >>> student = efficientnet_lite_student(num_classes=1000, pretrained=True)
+        >>> student(torch.randn(1, 3, 224, 224)).shape
+        torch.Size([1, 1000])
     """
     try:
         from efficientnet_lite_pytorch import EfficientNet

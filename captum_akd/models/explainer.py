@@ -115,7 +115,22 @@ class ExplanationNet(nn.Module):
 
     @classmethod
     def for_student(cls, student: AttentiveStudent, width: int = 64) -> ExplanationNet:
-        """The explanation network matching ``student``'s stages and head."""
+        """The explanation network matching ``student``'s stages and head.
+
+        Args:
+            student: the :class:`~captum_akd.models.AttentiveStudent` to explain.
+            width: decoder channels at the deepest level (see the class).
+
+        Returns:
+            An untrained :class:`ExplanationNet` with one decoder level per
+            stage of ``student``.
+
+        Examples::
+
+            >>> explainer = ExplanationNet.for_student(cifar_resnet_student(depth=20))
+            >>> explainer.stage_channels
+            [16, 32, 64]
+        """
         return cls(student.stage_channels, student.stage_channels[-1], width)
 
     def forward(
@@ -158,8 +173,18 @@ class ExplanationNet(nn.Module):
         Gradients flow into this network (for training) but the caller decides
         whether the student is frozen.
 
+        Args:
+            student: the student this network was built for.
+            images: ``N x C x H x W`` inputs.
+            labels: ``N`` class indices to explain.
+
         Returns:
             ``N x 1 x H x W`` maps in [0, 1].
+
+        Examples::
+
+            >>> with torch.no_grad():
+            ...     maps = explainer.explain(student.eval(), images, torch.tensor([3, 5]))
         """
         output = student.forward_features(images)
         cam = student.class_activation_map(output.features[-1], labels)

@@ -24,6 +24,12 @@ class StudentOutput:
             in [0, 1].
         pooled: ``N x C_L`` globally averaged deepest features (the
             classifier's input).
+
+    Examples::
+
+        >>> out = student.forward_features(torch.randn(2, 3, 32, 32))
+        >>> out.logits.shape, len(out.features) == len(out.attention)
+        (torch.Size([2, 10]), True)
     """
 
     logits: Tensor
@@ -106,7 +112,24 @@ class AttentiveStudent(nn.Module):
         self.config = dict(config or {})
 
     def forward_features(self, x: Tensor) -> StudentOutput:
-        """Logits plus every stage's attended features and attention map."""
+        """Logits plus every stage's attended features and attention map.
+
+        Args:
+            x: ``N x C x H x W`` images, ``H`` and ``W`` at least
+                :attr:`min_input_size`.
+
+        Returns:
+            A :class:`StudentOutput`: ``N x K`` logits, one
+            ``N x C_l x h_l x w_l`` attended feature map and one
+            ``N x 1 x h_l x w_l`` attention map per stage (shallow to deep),
+            and the ``N x C_L`` pooled features.
+
+        Examples::
+
+            >>> out = student.forward_features(torch.randn(2, 3, 32, 32))
+            >>> [tuple(a.shape) for a in out.attention]
+            [(2, 1, 32, 32), (2, 1, 16, 16), (2, 1, 8, 8)]
+        """
         features, attention = [], []
         out = self.stem(x)
         for stage, attend in zip(self.stages, self.attentions, strict=True):
@@ -129,6 +152,13 @@ class AttentiveStudent(nn.Module):
         Returns:
             ``N x 1 x h x w`` maps whose spatial mean is the class logit minus
             the bias (the head is linear after average pooling).
+
+        Examples::
+
+            >>> out = student.forward_features(images)
+            >>> cam = student.class_activation_map(out.features[-1], torch.tensor([3, 5]))
+            >>> cam.shape                                   # the deepest stage's size
+            torch.Size([2, 1, 8, 8])
         """
         weights = self.fc.weight[labels]  # N x C_L
         return (weights[:, :, None, None] * deepest).sum(dim=1, keepdim=True)

@@ -67,6 +67,12 @@ class CifarResNet(nn.Module):
 
     Shape:
         ``N x 3 x H x W`` (normalised RGB) to ``N x num_classes`` logits.
+
+    Examples::
+
+        >>> model = CifarResNet(depth=20).eval()
+        >>> model(torch.randn(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
     """
 
     def __init__(self, depth: int = 56, num_classes: int = 10) -> None:
@@ -100,6 +106,10 @@ def load_cifar_resnet(path: str | os.PathLike, depth: int, num_classes: int = 10
 
     Returns:
         The model in eval mode.
+
+    Examples::
+
+        >>> model = load_cifar_resnet("../shared/data/weights/cifar10_resnet56.safetensors", 56)
     """
     from safetensors.torch import load_file
 
@@ -119,21 +129,64 @@ def load_cifar_resnet(path: str | os.PathLike, depth: int, num_classes: int = 10
 
 
 def cifar_resnet56(weights: str | os.PathLike | None = None, num_classes: int = 10) -> CifarResNet:
-    """CIFAR ResNet-56; loads ``weights`` (safetensors) when given."""
+    """CIFAR ResNet-56; loads ``weights`` (safetensors) when given.
+
+    Args:
+        weights: path to a ``.safetensors`` state dict, or ``None`` for a
+            randomly initialised network.
+        num_classes: classifier size.
+
+    Returns:
+        A :class:`CifarResNet` mapping ``N x 3 x H x W`` to ``N x num_classes``
+        logits (in eval mode when ``weights`` are loaded).
+
+    Examples::
+
+        >>> target = cifar_resnet56("../shared/data/weights/cifar10_resnet56.safetensors")
+        >>> target(normalize_cifar(torch.rand(2, 3, 32, 32))).shape
+        torch.Size([2, 10])
+    """
     if weights is None:
         return CifarResNet(56, num_classes)
     return load_cifar_resnet(weights, 56, num_classes)
 
 
 def cifar_resnet20(weights: str | os.PathLike | None = None, num_classes: int = 10) -> CifarResNet:
-    """CIFAR ResNet-20; loads ``weights`` (safetensors) when given."""
+    """CIFAR ResNet-20; loads ``weights`` (safetensors) when given.
+
+    Args:
+        weights: path to a ``.safetensors`` state dict, or ``None`` for a
+            randomly initialised network.
+        num_classes: classifier size.
+
+    Returns:
+        A :class:`CifarResNet` mapping ``N x 3 x H x W`` to ``N x num_classes``
+        logits (in eval mode when ``weights`` are loaded).
+
+    Examples::
+
+        >>> cifar_resnet20()(torch.randn(1, 3, 32, 32)).shape
+        torch.Size([1, 10])
+    """
     if weights is None:
         return CifarResNet(20, num_classes)
     return load_cifar_resnet(weights, 20, num_classes)
 
 
 def normalize_cifar(images: Tensor) -> Tensor:
-    """Map RGB in [0, 1] to the CIFAR ResNets' input space (ImageNet mean/std)."""
+    """Map RGB in [0, 1] to the CIFAR ResNets' input space (ImageNet mean/std).
+
+    Args:
+        images: ``N x 3 x H x W`` floats in [0, 1].
+
+    Returns:
+        ``(images - mean) / std`` per channel, same shape, device and dtype.
+
+    Examples::
+
+        >>> normalize_cifar(torch.zeros(1, 3, 32, 32))[0, :, 0, 0]
+        tensor([-2.1179, -2.0357, -1.8044])
+    """
     mean = torch.tensor(CIFAR_MEAN, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
     std = torch.tensor(CIFAR_STD, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
     return (images - mean) / std

@@ -146,6 +146,11 @@ def efficientnet_lite_normalize(images: Tensor) -> Tensor:
 
     Returns:
         A tensor of the same shape, roughly in [-1, 1].
+
+    Examples::
+
+        >>> efficientnet_lite_normalize(torch.ones(1, 3, 2, 2))[0, 0, 0, 0]
+        tensor(1.)
     """
     return (images * 255.0 - _MEAN) / _STD
 
@@ -161,5 +166,9 @@ def efficientnet_lite_unnormalize(images: Tensor) -> Tensor:
         A tensor of the same shape in [0, 1] (clamped), ready for
         ``captum.attr.visualization.visualize_image_attr`` after
         ``.permute(1, 2, 0)``.
+
+    Examples::
+
+        >>> rgb = efficientnet_lite_unnormalize(images)[0].permute(1, 2, 0).numpy()
     """
     return ((images * _STD + _MEAN) / 255.0).clamp(0.0, 1.0)

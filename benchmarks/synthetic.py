@@ -1,0 +1,216 @@
+"""Synthetic track: the demo's fine-grained shapes, with part masks for the pointing games.
+
+The data, the black box (a plain CNN trained here) and the distillation are the
+demo's (:mod:`captum_akd.demo`), step for step: the same
+:class:`~captum_akd.data.FineGrainedShapes` seeds, :func:`train_classifier`
+recipe and attentive CIFAR-style student. The trained target is cached beside
+the distillation, so a second run with the same settings trains nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import TensorDataset
+
+from benchmarks.common import (
+    TrackSetup,
+    cached_attribution,
+    load_explicit_checkpoint,
+    predictions,
+    settings_key,
+)
+from captum_akd import AttentiveDistillationAttribution
+from captum_akd.demo import DemoSettings, accuracy, dataset_tensors, train_classifier
+
+NAME = "synthetic"
+_DEMO = DemoSettings()
+#: Defaults of the common options on this track: the demo's full run.
+DEFAULTS: dict[str, Any] = {
+    "n_images": _DEMO.eval_images,
+    "step": _DEMO.image_size,  # one row of pixels per step
+    "epochs": _DEMO.student_epochs,
+    "explainer_epochs": _DEMO.explainer_epochs,
+    "train_images": _DEMO.train_images,
+    "distill_batch_size": 128,
+    "student_depth": _DEMO.student_depth,
+}
+
+
+def add_arguments(group: argparse._ArgumentGroup) -> None:
+    """Add the options of this track.
+
+    Args:
+        group: the parser's group for this track.
+    """
+    group.add_argument("--image-size", type=int, default=_DEMO.image_size,
+                       help="synthetic: side of the images")
+    group.add_argument("--num-classes", type=int, default=_DEMO.num_classes,
+                       help="synthetic: classes")
+    group.add_argument("--test-images", type=int, default=_DEMO.test_images,
+                       help="synthetic: held-out images (the first --n-images are explained)")
+    group.add_argument("--target-epochs", type=int, default=_DEMO.target_epochs,
+                       help="synthetic: epochs of training the black box")
+
+
+def demo_settings(args: argparse.Namespace) -> DemoSettings:
+    """The demo's settings with this run's sizes.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        A :class:`~captum_akd.demo.DemoSettings`.
+    """
+    return DemoSettings(
+        image_size=args.image_size, num_classes=args.num_classes,
+        train_images=args.train_images, test_images=args.test_images,
+        eval_images=args.n_images, target_epochs=args.target_epochs,
+        student_epochs=args.epochs, explainer_epochs=args.explainer_epochs,
+        student_depth=args.student_depth, rise_masks=args.rise_masks,
+        lime_samples=args.lime_samples, slow_speed_images=args.speed_images,
+        step=args.step, seed=args.seed,
+    )
+
+
+def trained_target(s: DemoSettings, train: dict[str, torch.Tensor], cache: Path | None,
+                   progress: bool) -> tuple[torch.nn.Module, str]:
+    """The demo's black box: trained here, or loaded from the cache.
+
+    Args:
+        s: the sizes of the run.
+        train: the training tensors (``"image"``, ``"label"``).
+        cache: the cache folder, or ``None``.
+        progress: show a progress bar.
+
+    Returns:
+        The trained SmallCNN (eval mode, frozen) and where it came from.
+    """
+    from captum_akd.zoo.small_cnn import SmallCNN
+
+    key = settings_key({"num_classes": s.num_classes, "image_size": s.image_size,
+                        "train_images": s.train_images, "target_epochs": s.target_epochs,
+                        "seed": s.seed})
+    path = cache / f"synthetic-target-{key}.safetensors" if cache is not None else None
+    torch.manual_seed(s.seed)
+    target = SmallCNN(s.num_classes)
+    if path is not None and path.is_file():
+        target.load_state_dict(load_file(str(path)))
+        source = "loaded from the cache"
+    else:
+        train_classifier(target, train["image"], train["label"], s.target_epochs,
+                         seed=s.seed, progress=progress)
+        source = "trained in this run"
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file({k: v.contiguous() for k, v in target.state_dict().items()}, str(path))
+    for p in target.parameters():
+        p.requires_grad_(False)
+    return target.eval(), source
+
+
+def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> TrackSetup:
+    """Data, black box and distilled attribution of the synthetic track.
+
+    Args:
+        args: the parsed command line.
+        device: where to run.
+        progress: show progress bars.
+
+    Returns:
+        The track's :class:`TrackSetup`.
+    """
+    from captum_akd import distill
+    from captum_akd.data import FineGrainedShapes
+    from captum_akd.models import cifar_resnet_student
+
+    s = demo_settings(args)
+    n = s.eval_images
+    if s.test_images <= n:
+        raise ValueError(f"--test-images ({s.test_images}) must exceed --n-images ({n}): the "
+                         "rest of the held-out images measure the student's fidelity")
+    wall: dict[str, float] = {}
+    started = time.perf_counter()
+    common = {"num_classes": s.num_classes, "image_size": s.image_size}
+    train = dataset_tensors(FineGrainedShapes(s.train_images, seed=s.seed, **common),
+                            progress, "train data")
+    test = dataset_tensors(FineGrainedShapes(s.test_images, seed=s.seed + 1, **common),
+                           progress, "test data")
+    wall["data"] = time.perf_counter() - started
+
+    lap = time.perf_counter()
+    target, target_source = trained_target(s, train, args.cache, progress)
+    target.to(device)
+    test_images = test["image"].to(device)
+    target_accuracy = accuracy(target, test_images, test["label"].to(device))
+    wall["target"] = time.perf_counter() - lap
+
+    lap = time.perf_counter()
+    if args.checkpoint is not None:
+        attr, record = load_explicit_checkpoint(args.checkpoint, target, device)
+    else:
+        settings = {"track": NAME, "data": common, "train_images": s.train_images,
+                    "target_epochs": s.target_epochs, "student_depth": s.student_depth,
+                    "epochs": s.student_epochs, "explainer_epochs": s.explainer_epochs,
+                    "val_images": s.test_images - n, "batch_size": args.distill_batch_size,
+                    "lr": args.student_lr, "seed": s.seed}
+
+        def train_attr(run_dir: Path | None) -> AttentiveDistillationAttribution:
+            torch.manual_seed(s.seed)
+            student = cifar_resnet_student(depth=s.student_depth, num_classes=s.num_classes)
+            return distill(
+                target, TensorDataset(train["image"], train["label"]), student=student,
+                val_data=TensorDataset(test["image"][n:], test["label"][n:]),
+                epochs=s.student_epochs, explainer_epochs=s.explainer_epochs,
+                student_config={"lr": args.student_lr}, batch_size=args.distill_batch_size,
+                device=device, seed=s.seed,
+                out=run_dir, resume=run_dir is not None, quiet=not progress,
+            )
+
+        attr, record = cached_attribution(NAME, settings, target, device, args.cache, train_attr)
+    wall["distill"] = time.perf_counter() - lap
+
+    target_pred = predictions(target, test_images)
+    student_pred = predictions(attr.student, test_images)
+    agreement = 100.0 * float((target_pred == student_pred).float().mean())
+    labels = test["label"][:n]
+    description = (
+        f"**Data**: FineGrainedShapes (the demo's), {s.num_classes} classes told apart by one "
+        f"small part, {s.image_size} x {s.image_size} px; {s.train_images} training and "
+        f"{s.test_images} held-out images, of which the first {n} are explained. "
+        f"**Black box**: a plain CNN (SmallCNN) trained for {s.target_epochs} epochs "
+        f"({target_source}), {target_accuracy:.1f} % held-out accuracy. **Student**: attentive "
+        f"CIFAR-style ResNet-{s.student_depth} ({record['source']}), {s.student_epochs} + "
+        f"{s.explainer_epochs} epochs; top-1 agreement with the black box {agreement:.1f} % on "
+        f"the {s.test_images} held-out images. Pointing-game tolerance 15 px at 224, scaled."
+    )
+    return TrackSetup(
+        track=NAME,
+        title="Synthetic track: fine-grained shapes with part masks",
+        description=description,
+        target=target,
+        attr=attr,
+        gradcam_layer=target.features[-1],
+        images=test_images[:n],
+        display=test["image"][:n].clone(),
+        titles=[f"class {int(c)}" for c in labels],
+        image_ids=[f"FineGrainedShapes(seed={s.seed + 1})[{i}]" for i in range(n)],
+        step=s.step,
+        masks=test["mask"][:n].to(device),
+        agreement={"percent": agreement, "on": f"{s.test_images} held-out images"},
+        agreement_goal=None,
+        info={"data": {"dataset": "FineGrainedShapes", **common, "train_images": s.train_images,
+                       "test_images": s.test_images, "eval_images": n,
+                       "train_seed": s.seed, "test_seed": s.seed + 1},
+              "target": {"model": "SmallCNN", "source": target_source,
+                         "heldout_accuracy": target_accuracy},
+              "student": {"builder": attr.student.config, "agreement": agreement,
+                          "fidelity": attr.metadata.get("fidelity")},
+              "distillation": record},
+        wall_seconds=wall,
+    )

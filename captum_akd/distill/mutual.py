@@ -1,0 +1,127 @@
+"""Mutual transfer of local attention maps (Cheng et al. 2022; design 3.4).
+
+Two students are distilled together. Each stage's spatial attention map is cut
+into a ``k x k`` grid of local maps; the loss adds ``1 - pearson(local_a,
+local_b)`` for every cell, pulling the students towards the same *pattern* of
+attention in each region (Pearson ignores scale and offset), plus a mutual KL
+between their softened predictions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from captum_akd.distill.losses import distillation_kl
+from captum_akd.models import AttentiveStudent
+
+
+def grid_cells(maps: Tensor, grid: int) -> Tensor:
+    """Cut ``N x 1 x h x w`` maps into ``grid x grid`` cells.
+
+    The grid is reduced so every cell has at least 2 x 2 pixels (a Pearson
+    correlation needs some spread), and maps whose sides are not multiples of
+    it are resized up to the next multiple first.
+
+    Returns:
+        ``N x G x P``: ``G = g * g`` cells of ``P`` pixels each.
+    """
+    n, c, h, w = maps.shape
+    g = max(1, min(grid, h // 2, w // 2))
+    ch, cw = math.ceil(h / g), math.ceil(w / g)
+    if (ch * g, cw * g) != (h, w):
+        maps = F.interpolate(maps, size=(ch * g, cw * g), mode="bilinear", align_corners=False)
+    cells = maps.reshape(n, c, g, ch, g, cw).permute(0, 2, 4, 1, 3, 5)
+    return cells.reshape(n, g * g, c * ch * cw)
+
+
+def pearson(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
+    """Pearson correlation along the last dimension (0 where either is constant)."""
+    a = a - a.mean(dim=-1, keepdim=True)
+    b = b - b.mean(dim=-1, keepdim=True)
+    cov = (a * b).sum(dim=-1)
+    return cov / ((a.pow(2).sum(dim=-1) * b.pow(2).sum(dim=-1)).sqrt() + eps)
+
+
+def local_attention_loss(
+    maps_a: Sequence[Tensor], maps_b: Sequence[Tensor], grid: int = 2
+) -> Tensor:
+    """Mean of ``1 - pearson`` over images, grid cells and stages.
+
+    Args:
+        maps_a: one ``N x 1 x h_l x w_l`` attention map per stage of student A.
+        maps_b: the same for student B (same number of stages); a stage whose
+            size differs is resized to A's size.
+        grid: ``k``: each map is cut into ``k x k`` local maps.
+
+    Returns:
+        A scalar in [0, 2].
+
+    Examples::
+
+        >>> maps = [torch.rand(2, 1, 8, 8)]
+        >>> local_attention_loss(maps, [3 * m + 1 for m in maps], grid=2)
+        tensor(0.)
+    """
+    if len(maps_a) != len(maps_b):
+        raise ValueError(
+            f"mutual transfer needs students with as many stages: {len(maps_a)} and "
+            f"{len(maps_b)}"
+        )
+    losses = []
+    for a, b in zip(maps_a, maps_b, strict=True):
+        a, b = a.float(), b.float()
+        if a.shape[-2:] != b.shape[-2:]:
+            b = F.interpolate(b, size=a.shape[-2:], mode="bilinear", align_corners=False)
+        losses.append((1 - pearson(grid_cells(a, grid), grid_cells(b, grid))).mean())
+    return sum(losses) / len(losses)
+
+
+def mutual_kl(logits_a: Tensor, logits_b: Tensor, temperature: float) -> Tensor:
+    """Each student learns the other's softened prediction (the other held fixed).
+
+    Returns:
+        ``T^2 * (KL(p_b || p_a) + KL(p_a || p_b))`` with the target side
+        detached in each term.
+    """
+    return distillation_kl(logits_a, logits_b, temperature) + distillation_kl(
+        logits_b, logits_a, temperature
+    )
+
+
+class StudentPair(nn.Module):
+    """Two students run on the same batch (one module, so DDP syncs both).
+
+    Shape:
+        ``N x C x H x W`` to ``(logits_a, logits_b, attention_a, attention_b)``.
+    """
+
+    def __init__(self, student: AttentiveStudent, peer: AttentiveStudent) -> None:
+        super().__init__()
+        self.student = student
+        self.peer = peer
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, list[Tensor], list[Tensor]]:
+        out_a = self.student.forward_features(images)
+        out_b = self.peer.forward_features(images)
+        return out_a.logits, out_b.logits, out_a.attention, out_b.attention
+
+
+def check_peer(student: AttentiveStudent, peer: AttentiveStudent) -> None:
+    """Raise unless ``peer`` can be trained with ``student`` by mutual transfer."""
+    if not isinstance(peer, AttentiveStudent):
+        raise TypeError(f"`peer` must be an AttentiveStudent; got {type(peer).__name__}")
+    if peer is student:
+        raise ValueError("`peer` must be a second student, not `student` itself")
+    if peer.num_classes != student.num_classes:
+        raise ValueError(
+            f"`peer` has {peer.num_classes} classes but `student` has {student.num_classes}"
+        )
+    if len(peer.stage_channels) != len(student.stage_channels):
+        raise ValueError(
+            f"`peer` has {len(peer.stage_channels)} stages but `student` has "
+            f"{len(student.stage_channels)}; mutual transfer pairs the stages one to one"
+        )

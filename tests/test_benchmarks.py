@@ -1,0 +1,125 @@
+"""Smoke tests of the benchmark harness: every track end to end on a tiny configuration.
+
+A handful of images, one epoch per stage, a few RISE masks and LIME samples and
+coarse insertion/deletion steps: the numbers mean nothing, the files and their
+structure are what is checked. The cifar10 and imagenet-sample tracks need
+``../shared/data`` and are skipped without it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# benchmarks/ belongs to the checkout, not to the installed package.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.common import METHOD_LABELS  # noqa: E402
+from benchmarks.run import main  # noqa: E402
+from captum_akd import AttentiveDistillationAttribution  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data"
+# Options every smoke run shares: cheap baselines, one thread, no bars.
+TINY = ["--threads", "1", "--quiet", "--rise-masks", "20", "--lime-samples", "10",
+        "--speed-images", "1", "--batch-size", "16", "--epochs", "1",
+        "--explainer-epochs", "1", "--grid-images", "2"]
+ALL_METHODS = list(METHOD_LABELS.values())
+
+
+def check_results(out: Path, track: str, methods: list[str]) -> dict:
+    """The files of a results directory are there and say what they should."""
+    for name in ("results.json", "results.md", "maps.png", "curves.png", ".gitignore"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    results = json.loads((out / "results.json").read_text())
+    assert results["track"] == track
+    assert results["command"].startswith("python -m benchmarks.run --track " + track)
+    for key in ("date", "git", "machine", "versions", "settings", "seed", "wall_seconds",
+                "targets", "evaluations", "distillation", "agreement"):
+        assert key in results, key
+    assert results["versions"]["torch"] and results["versions"]["captum-akd"]
+    named = {name for e in results["evaluations"].values() for name in e["methods"]}
+    assert named == set(methods)
+    for evaluation in results["evaluations"].values():
+        n = evaluation["n_images"]
+        assert len(evaluation["image_ids"]) == n == len(evaluation["labels"])
+        assert evaluation["inference"]["images_per_second"] > 0
+        assert evaluation["inference"]["threads"] == 1
+        for entry in evaluation["methods"].values():
+            assert len(entry["per_image"]["insertion_auc"]) == n
+            assert 0 <= entry["summary"]["insertion"] <= 1
+            assert entry["speed"]["batch_size"] == 16
+    goals = {g["goal"]: g for g in results["targets"]}
+    assert "AKD insertion >= Grad-CAM" in goals
+    markdown = (out / "results.md").read_text()
+    assert results["command"] in markdown
+    assert "## Targets of issue 6" in markdown and "Normal inference" in markdown
+    for name in methods:
+        assert f"| {name} |" in markdown
+    attr = AttentiveDistillationAttribution.load(out / "checkpoint")
+    assert attr.student is not None
+    return results
+
+
+def test_synthetic_track(tmp_path: Path) -> None:
+    out, cache = tmp_path / "synthetic", tmp_path / "cache"
+    argv = ["--track", "synthetic", *TINY, "--n-images", "4", "--slow-images", "2",
+            "--train-images", "160", "--test-images", "24", "--target-epochs", "1",
+            "--student-depth", "8", "--image-size", "32", "--step", "256",
+            "--out", str(out), "--cache", str(cache)]
+    results = main(argv)
+    check_results(out, "synthetic", ALL_METHODS)
+    # RISE and LIME on 2 images: every method there, the fast ones also on all 4.
+    assert results["evaluations"]["subset"]["n_images"] == 2
+    assert results["evaluations"]["full"]["n_images"] == 4
+    assert "RISE" not in results["evaluations"]["full"]["methods"]
+    assert (out / "curves-full.png").is_file()
+    assert results["evaluations"]["subset"]["methods"]["AKD (ours)"]["summary"][
+        "pointing_game"] is not None
+    assert results["distillation"]["source"] == "distilled in this run"
+
+    with pytest.raises(FileExistsError):
+        main(argv)
+    again = main([*argv, "--overwrite"])
+    assert again["distillation"]["source"] == "loaded from the cache"
+    assert again["target"]["source"] == "loaded from the cache"
+    assert not list(tmp_path.glob(".synthetic.*"))  # no staging left behind
+
+
+@pytest.mark.skipif(not (DATA / "cifar10").is_dir(), reason="needs ../shared/data/cifar10")
+def test_cifar10_track(tmp_path: Path) -> None:
+    out = tmp_path / "cifar10"
+    results = main(["--track", "cifar10", *TINY, "--n-images", "4", "--train-images", "64",
+                    "--val-images", "20", "--fidelity-images", "40",
+                    "--student-checkpoint", "none", "--sanity-images", "2",
+                    "--sanity-epochs", "1", "--sanity-explainer-epochs", "1",
+                    "--sanity-train-images", "64", "--data-dir", str(DATA),
+                    "--out", str(out), "--cache", str(tmp_path / "cache")])
+    check_results(out, "cifar10", ALL_METHODS)
+    assert results["evaluations"]["full"]["settings"]["step"] == 32
+    assert set(results["sanity_check"]["spearman"]) == {"AKD (ours)", "Layer-wise CAM",
+                                                        "Grad-CAM"}
+    assert (out / "sanity.png").is_file()
+    assert any(g["goal"] == "student top-1 agreement >= 95 %" for g in results["targets"])
+
+
+@pytest.mark.skipif(not (DATA / "imagenet-sample").is_dir(),
+                    reason="needs ../shared/data/imagenet-sample")
+def test_imagenet_sample_track(tmp_path: Path) -> None:
+    pytest.importorskip("efficientnet_lite_pytorch")
+    out = tmp_path / "imagenet"
+    methods = ["akd", "gradcam", "rise"]
+    # Seed 2 puts one dog and one other photo first in the split.
+    results = main(["--track", "imagenet-sample", *TINY, "--methods", ",".join(methods),
+                    "--seed", "2", "--n-images", "2", "--train-images", "2",
+                    "--distill-batch-size", "2", "--step", "12544", "--data-dir", str(DATA),
+                    "--out", str(out), "--cache", "none"])
+    check_results(out, "imagenet-sample", [METHOD_LABELS[k] for k in methods])
+    assert results["data"]["train_images"] == 2 and results["data"]["dog_images"] == 1
+    dogs = results["slices"]["dog breeds (ImageNet classes 151-268)"]["full"]
+    assert dogs["n_images"] == 1 and set(dogs["methods"]) == {"AKD (ours)", "Grad-CAM", "RISE"}
+    assert "## Slice: dog breeds" in (out / "results.md").read_text()

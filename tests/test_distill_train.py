@@ -1,0 +1,144 @@
+"""Training end to end on the tiny square task: black-box guarantee, fidelity, stage 2."""
+
+import pytest
+import torch
+from test_distill_support import (
+    NUM_CLASSES,
+    make_dataset,
+    make_images,
+    square_target,
+    tiny_student,
+)
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+import captum_akd
+from captum_akd import AttentiveDistillationAttribution
+from captum_akd.distill import distill_student, train_explainer
+
+FAST = dict(batch_size=32, quiet=True, device="cpu")
+
+
+class Guarded(nn.Module):
+    """A black box whose weights raise if anything reads them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        net = nn.Conv2d(3, NUM_CLASSES, 1, bias=False)
+        with torch.no_grad():
+            net.weight.copy_(torch.tensor([[1.0, -1.0, -1.0], [-1.0, 1.0, -1.0],
+                                           [-1.0, -1.0, 1.0], [1.0, 1.0, -1.0]])[:, :, None, None])
+        # Kept in a closure, not as a submodule: the library can only call us.
+        object.__setattr__(self, "_fn", lambda x: 3.0 * net(x).flatten(2).amax(2))
+        object.__setattr__(self, "calls", [])
+
+    def forward(self, images):
+        assert not torch.is_grad_enabled(), "the black box was called with gradients on"
+        assert not images.requires_grad
+        self.calls.append(images.clone())
+        return self._fn(images)
+
+    def _refuse(self, *args, **kwargs):
+        raise AssertionError("the black box's parameters were read")
+
+    parameters = named_parameters = state_dict = buffers = named_buffers = _refuse
+    modules = named_modules = children = named_children = _refuse
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the black box's internals were read ({name!r})")
+
+
+def test_guarded_target_is_only_called(tmp_path):
+    target = Guarded()
+    student = tiny_student()
+    seen = []
+    student.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    attr = captum_akd.distill(target, make_dataset(64), student=student, epochs=1,
+                              explainer_epochs=1, out=tmp_path / "run", **FAST)
+    assert isinstance(attr, AttentiveDistillationAttribution)
+    # Stage 1: the black box saw exactly the augmented batches the student saw.
+    steps = 2
+    assert all(torch.equal(a, b) for a, b in zip(target.calls[1:1 + steps], seen[:steps],
+                                                 strict=True))
+    assert not torch.equal(target.calls[1], make_dataset(64).tensors[0][:32])
+    maps = attr.attribute(make_images(4, seed=3)[0])
+    assert maps.shape == (4, 1, 16, 16)
+
+
+def test_plain_function_target_and_agreement():
+    calls = []
+
+    def black_box(images):
+        calls.append(torch.is_grad_enabled())
+        return square_target(images)
+
+    result = distill_student(black_box, make_dataset(512, seed=0), student=tiny_student(),
+                             val_data=make_dataset(256, seed=1), epochs=3, **FAST)
+    assert calls and not any(calls)
+    report = result.report
+    assert report["split"] == "val" and report["images"] == 256
+    assert report["top1_agreement"] >= 0.9
+    assert report["kl"] < 0.5
+    assert report["student_accuracy"] is not None
+    assert len(result.history) == 3 and "val_agreement" in result.history[-1]
+    assert not result.student.training
+
+
+class DictData(Dataset):
+    """Dict items without labels, and -1 labels: the black box's argmax is used."""
+
+    def __init__(self, n):
+        self.images = make_images(n, seed=5)[0]
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return {"image": self.images[i], "label": -1} if i % 2 else {"image": self.images[i]}
+
+
+def test_unlabelled_dicts_and_dataloaders():
+    result = distill_student(square_target, DictData(64), student=tiny_student(), epochs=1,
+                             **FAST)
+    assert result.report["split"] == "train" and result.report["student_accuracy"] is None
+    loader = DataLoader(make_dataset(64), batch_size=16, shuffle=True)
+    result = distill_student(square_target, loader, student=tiny_student(), epochs=1, **FAST)
+    assert result.report["images"] == 64
+
+
+def test_stage_two_alone_gives_class_specific_maps():
+    student = distill_student(square_target, make_dataset(512), student=tiny_student(),
+                              epochs=3, **FAST).student
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    attr = train_explainer(square_target, make_dataset(512), student=student, epochs=3,
+                           val_data=make_dataset(128, seed=1), **FAST)
+    # The student is frozen: stage 2 leaves its weights and flags alone.
+    assert all(torch.equal(before[k], v) for k, v in student.state_dict().items())
+    assert all(p.requires_grad for p in student.parameters())
+    report = attr.metadata["fidelity"]["explainer"]
+    assert report["student_lost"] > 0.2
+    assert 0 < report["mask_mean"] < 0.6
+    images, labels, masks = make_images(64, seed=2)
+    maps = attr.attribute(images, target=labels)
+    flat = maps.flatten(1)
+    hits = masks.flatten(1).gather(1, flat.argmax(1, keepdim=True)).float().mean()
+    assert hits >= 0.8
+    other = attr.attribute(images, target=(labels + 1) % NUM_CLASSES)
+    assert not torch.allclose(other, maps, atol=1e-3)
+
+
+def test_mutual_transfer_trains_two_students(tmp_path):
+    torch.manual_seed(1)
+    peer = tiny_student(seed=1)
+    result = distill_student(square_target, make_dataset(128), student=tiny_student(),
+                             peer=peer, epochs=1, out=tmp_path / "mutual", **FAST)
+    assert result.peer is peer
+    assert {"mutual_kl", "local_attention", "peer_kd"} <= set(result.history[0])
+    assert (tmp_path / "mutual" / "peer.safetensors").is_file()
+
+
+@pytest.mark.parametrize("crop, mixup", [("resized", 0.4)])
+def test_other_augmentations_run(crop, mixup):
+    result = distill_student(square_target, make_dataset(64), student=tiny_student(), epochs=1,
+                             crop=crop, mixup=mixup, optimizer="sgd", grad_clip=1.0, **FAST)
+    assert result.report is not None
