@@ -125,3 +125,26 @@ def test_explainer_is_class_specific_by_construction():
     a = explainer.explain(student, x, torch.tensor([0]))
     b = explainer.explain(student, x, torch.tensor([1]))
     assert (a - b).abs().max() > 1e-3
+
+
+def test_cifar_student_stem_stride_halves_every_stage(tmp_path):
+    from captum_akd import AttentiveDistillationAttribution
+
+    student = cifar_resnet_student(depth=8, num_classes=5, stem_stride=2).eval()
+    out = student.forward_features(torch.rand(2, 3, 64, 64))
+    assert [tuple(a.shape[-2:]) for a in out.attention] == [(32, 32), (16, 16), (8, 8)]
+    assert student.min_input_size == 8
+    explainer = ExplanationNet.for_student(student)
+    attr = AttentiveDistillationAttribution(lambda x: student(x), student, explainer)
+    images = torch.rand(2, 3, 64, 64)
+    maps = attr.attribute(images, target=1)
+    assert maps.shape == (2, 1, 64, 64)
+    attr.save(tmp_path / "ckpt")
+    loaded = AttentiveDistillationAttribution.load(tmp_path / "ckpt")
+    assert loaded.student.stem.conv.stride == (2, 2)
+    assert torch.equal(loaded.attribute(images, target=1), maps)
+
+
+def test_cifar_student_rejects_bad_stem_stride():
+    with pytest.raises(ValueError, match="stem_stride"):
+        cifar_resnet_student(depth=8, stem_stride=3)

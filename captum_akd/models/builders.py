@@ -34,6 +34,7 @@ def cifar_resnet_student(
     num_classes: int = 10,
     backbone_weights: str | os.PathLike | None = None,
     identity_init: bool | None = None,
+    stem_stride: int = 1,
 ) -> AttentiveStudent:
     """Attentive CIFAR-style ResNet (16/32/64 channels, three stages).
 
@@ -46,9 +47,13 @@ def cifar_resnet_student(
         identity_init: start the attention blocks as the identity; defaults to
             ``True`` when ``backbone_weights`` is given, so the pretrained
             features survive.
+        stem_stride: stride of the first convolution. ``1`` is the CIFAR
+            network; ``2`` halves every stage's resolution, which keeps the
+            cost of 64 x 64 inputs at that of 32 x 32 ones.
 
     Returns:
-        An :class:`AttentiveStudent` for inputs of at least 4 x 4 pixels.
+        An :class:`AttentiveStudent` for inputs of at least
+        ``4 * stem_stride`` pixels a side.
 
     Examples::
 
@@ -62,17 +67,22 @@ def cifar_resnet_student(
         backbone = CifarResNet(depth, num_classes)
     if identity_init is None:
         identity_init = backbone_weights is not None
+    if stem_stride not in (1, 2):
+        raise ValueError(f"`stem_stride` must be 1 or 2, got {stem_stride!r}")
+    # The 3x3 kernel is the same at any stride, so pretrained weights still load.
+    backbone.conv1.stride = (stem_stride, stem_stride)
+    kwargs = {"depth": depth, "num_classes": num_classes, "identity_init": identity_init}
+    if stem_stride != 1:
+        # Recorded only when it differs, so checkpoints of the default load everywhere.
+        kwargs["stem_stride"] = stem_stride
     student = AttentiveStudent(
         stem=_ReluStem(backbone.conv1, backbone.bn1),
         stages=[backbone.layer1, backbone.layer2, backbone.layer3],
         stage_channels=[16, 32, 64],
         num_classes=num_classes,
-        min_input_size=4,
+        min_input_size=4 * stem_stride,
         identity_init=identity_init,
-        config={
-            "builder": "cifar_resnet_student",
-            "kwargs": {"depth": depth, "num_classes": num_classes, "identity_init": identity_init},
-        },
+        config={"builder": "cifar_resnet_student", "kwargs": kwargs},
     )
     if backbone.linear.out_features == num_classes:
         student.fc.load_state_dict(backbone.linear.state_dict())
