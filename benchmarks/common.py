@@ -13,7 +13,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -822,10 +821,9 @@ def write_results(out: Path, writers: Mapping[str, Callable[[Path], Any]],
                   overwrite: bool) -> Path:
     """Write every file of a results directory, all or nothing.
 
-    The files are written into a fresh sibling directory (atomically, by
-    :func:`write_directory_atomically`), which then replaces ``out``: an
-    interrupted run never leaves half a results directory, and an old one
-    stays until the new one is complete.
+    :func:`write_directory_atomically` writes them into a fresh sibling
+    directory that then replaces ``out``: an interrupted run never leaves half
+    a results directory, and an old one stays until the new one is complete.
 
     Args:
         out: the results directory.
@@ -836,19 +834,4 @@ def write_results(out: Path, writers: Mapping[str, Callable[[Path], Any]],
         ``out``.
     """
     check_out(out, overwrite)
-    staging = out.with_name(f".{out.name}.new-{os.getpid()}")
-    if staging.exists():
-        shutil.rmtree(staging)
-    write_directory_atomically(staging, writers)
-    # mkdtemp made the staging directory private; results are for everyone to read.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
-    if out.exists():
-        retired = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, retired)
-        os.replace(staging, out)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(staging, out)
-    return out
+    return write_directory_atomically(out, writers, overwrite, marker="results.json")

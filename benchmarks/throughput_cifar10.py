@@ -123,7 +123,7 @@ def main(argv=None) -> dict:
     write_directory_atomically(args.out, {
         "results.json": lambda p: write_json(results, p),
         "results.md": lambda p: p.write_text("\n".join(lines), encoding="utf-8"),
-    }, overwrite=args.overwrite)
+    }, overwrite=args.overwrite, marker="results.json")
     print("\n".join(lines))
     return results
 

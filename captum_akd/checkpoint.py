@@ -124,26 +124,71 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def _is_replaceable(directory: Path) -> bool:
-    """Only an empty directory or one of our checkpoints may be replaced."""
+def _is_replaceable(directory: Path, marker: str = CONFIG_FILE) -> bool:
+    """Only an empty directory or one holding ``marker`` (one of ours) may be replaced."""
     if not directory.is_dir():
         return False
     entries = list(directory.iterdir())
-    return not entries or (directory / CONFIG_FILE).is_file()
+    return not entries or (directory / marker).is_file()
+
+
+def check_writable(directory: str | os.PathLike, overwrite: bool = False,
+                   marker: str = CONFIG_FILE) -> Path:
+    """Check, before any work, that :func:`write_directory_atomically` may write ``directory``.
+
+    Args:
+        directory: the destination.
+        overwrite: whether an existing directory may be replaced.
+        marker: the file that marks a directory as ours (see
+            :func:`write_directory_atomically`).
+
+    Returns:
+        ``directory`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        FileExistsError: it exists and ``overwrite`` is false, or it exists and
+            holds files but no ``marker`` (never replaced, whatever ``overwrite``).
+
+    Examples::
+
+        >>> check_writable("akd-demo", overwrite=True, marker="results.json")
+        PosixPath('akd-demo')
+    """
+    target = Path(directory)
+    if target.exists():
+        if not overwrite:
+            raise FileExistsError(
+                f"`directory` {str(target)!r} already exists; pass overwrite=True to replace it"
+            )
+        if not _is_replaceable(target, marker):
+            what = "checkpoint" if marker == CONFIG_FILE else "results directory"
+            raise FileExistsError(
+                f"`directory` {str(target)!r} exists and is not a captum-akd {what} (no "
+                f"{marker}); refusing to replace it even with overwrite=True"
+            )
+    return target
 
 
 def write_directory_atomically(
     directory: str | os.PathLike,
     writers: Mapping[str, Callable[[Path], None]],
     overwrite: bool = False,
+    marker: str = CONFIG_FILE,
 ) -> Path:
     """Create ``directory`` holding one file per writer, all or nothing.
+
+    The files are written into a fresh sibling directory that then replaces
+    ``directory``: an interrupted write never leaves half a directory, and an
+    old one stays until the new one is complete.
 
     Args:
         directory: destination directory.
         writers: file name -> function that writes that file (or a
             sub-directory) at the given path.
-        overwrite: replace an existing checkpoint directory at ``directory``.
+        overwrite: replace an existing directory at ``directory``, provided
+            it is empty or holds ``marker`` (so only what we wrote is replaced).
+        marker: the file that marks a directory as ours: ``config.json`` for
+            checkpoints, ``results.json`` for demo and benchmark results.
 
     Returns:
         The destination path.
@@ -153,19 +198,13 @@ def write_directory_atomically(
         >>> write_directory_atomically("out", {"a.json": lambda p: write_json({}, p)})
         PosixPath('out')
     """
-    target = Path(directory)
-    if target.exists():
-        if not overwrite:
-            raise FileExistsError(
-                f"`directory` {str(target)!r} already exists; pass overwrite=True to replace it"
-            )
-        if not _is_replaceable(target):
-            raise FileExistsError(
-                f"`directory` {str(target)!r} exists and is not a captum-akd checkpoint; "
-                "refusing to replace it even with overwrite=True"
-            )
+    target = check_writable(directory, overwrite, marker)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    # mkdtemp makes the directory private; what we save is for everyone the umask allows.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
     try:
         for name, write in writers.items():
             write(staging / name)

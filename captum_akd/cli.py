@@ -474,7 +474,19 @@ checkpoint to --out. The full run takes about ten minutes on two CPU cores,
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``captum-akd demo``."""
+    """Add the options of ``captum-akd demo`` to ``parser``.
+
+    Args:
+        parser: the sub-command's parser.
+
+    Returns:
+        None.
+
+    Examples::
+
+        >>> build_parser().parse_args(["demo", "--quick"]).quick
+        True
+    """
     parser.add_argument("--out", default="akd-demo",
                         help="directory the report is written to (default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
@@ -487,7 +499,19 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
-    """Run ``captum-akd demo`` and print where everything is and what it means."""
+    """Run ``captum-akd demo`` and print where everything is and what it means.
+
+    Args:
+        args: the parsed options (see :func:`add_demo_arguments`).
+
+    Returns:
+        The exit status, 0.
+
+    Examples::
+
+        >>> run_demo_command(build_parser().parse_args(["demo", "--quick", "--out", "q"]))
+        0
+    """
     from pathlib import Path
 
     from captum_akd.demo import reading, run_demo
@@ -520,7 +544,7 @@ DEMO = Command(
 )
 
 #: The subcommands, in the order ``captum-akd --help`` lists them.
-COMMANDS: list[Command] = [DEMO, DISTILL]
+COMMANDS: list[Command] = [DISTILL, DEMO]
 
 
 def build_parser(commands: Sequence[Command] | None = None) -> argparse.ArgumentParser:

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from captum_akd._version import __version__
-from captum_akd.checkpoint import write_directory_atomically, write_json
+from captum_akd.checkpoint import check_writable, write_directory_atomically, write_json
 
 GRADCAM_NOTE = "Grad-CAM reads the target's gradients (white-box access); the others do not."
 
@@ -57,16 +57,22 @@ class DemoSettings:
         slow_speed_images: images RISE and LIME are timed on.
         step: pixels per insertion/deletion step.
         seed: seed of everything.
+
+    Examples::
+
+        >>> import dataclasses
+        >>> longer = dataclasses.replace(DemoSettings(), explainer_epochs=8)
+        >>> results = run_demo("akd-demo-long", settings=longer)
     """
 
     image_size: int = 64
     num_classes: int = 8
     train_images: int = 8000
     test_images: int = 1000
-    eval_images: int = 32
-    target_epochs: int = 4
+    eval_images: int = 24
+    target_epochs: int = 3
     target_width: int = 24
-    student_epochs: int = 5
+    student_epochs: int = 6
     explainer_epochs: int = 4
     student_depth: int = 8
     student_stem_stride: int = 2
@@ -75,19 +81,43 @@ class DemoSettings:
     rise_masks: int = 4000
     lime_samples: int = 1000
     slow_speed_images: int = 1
-    step: int = 64
+    step: int = 128
     seed: int = 0
 
     @classmethod
     def quick(cls) -> DemoSettings:
-        """A run of about two minutes, for a first look and for tests."""
+        """A run of about two minutes, for a first look and for tests.
+
+        Returns:
+            The settings ``captum-akd demo --quick`` uses.
+
+        Examples::
+
+            >>> DemoSettings.quick().train_images
+            2000
+        """
         return cls(train_images=2000, test_images=300, eval_images=8, target_epochs=3,
                    student_epochs=2, explainer_epochs=2, rise_masks=500, lime_samples=200,
                    step=128)
 
 
 def dataset_tensors(dataset, progress: bool = True, desc: str = "data") -> dict[str, Tensor]:
-    """Collate a whole :class:`~captum_akd.data.FineGrainedShapes` into tensors."""
+    """Collate a whole :class:`~captum_akd.data.FineGrainedShapes` into tensors.
+
+    Args:
+        dataset: a ``FineGrainedShapes`` (single objects).
+        progress: show a progress bar.
+        desc: the progress bar's label.
+
+    Returns:
+        ``{"image": N x 3 x S x S, "label": N, "mask": N x 1 x S x S}``.
+
+    Examples::
+
+        >>> data = dataset_tensors(FineGrainedShapes(16, image_size=32), progress=False)
+        >>> data["image"].shape, data["mask"].shape
+        (torch.Size([16, 3, 32, 32]), torch.Size([16, 1, 32, 32]))
+    """
     loader = torch.utils.data.DataLoader(dataset, batch_size=256, shuffle=False)
     parts: dict[str, list[Tensor]] = {}
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
@@ -147,7 +177,23 @@ def train_classifier(
 
 @torch.no_grad()
 def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 256) -> float:
-    """Top-1 accuracy of ``model`` in percent."""
+    """Top-1 accuracy of ``model`` in percent.
+
+    Args:
+        model: ``N x C x H x W -> N x K`` logits, in eval mode.
+        images: ``N x C x H x W`` images.
+        labels: ``N`` class indices (the truth, or another model's predictions
+            for an agreement).
+        batch_size: images per call.
+
+    Returns:
+        The share of images whose argmax equals the label, in percent.
+
+    Examples::
+
+        >>> accuracy(target, test["image"], test["label"])
+        99.9
+    """
     correct = 0
     for start in range(0, images.shape[0], batch_size):
         logits = model(images[start : start + batch_size])
@@ -156,7 +202,17 @@ def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int =
 
 
 def machine_description() -> dict[str, Any]:
-    """Where a run happened: what the results need to be read against."""
+    """Where a run happened: what the results need to be read against.
+
+    Returns:
+        Platform, processor, Python, torch and library versions, torch's CPU
+        threads and the CUDA device's name (``None`` without one).
+
+    Examples::
+
+        >>> machine_description()["threads"]
+        2
+    """
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
@@ -169,7 +225,23 @@ def machine_description() -> dict[str, Any]:
 
 
 def build_methods(target: nn.Module, attr, settings: DemoSettings) -> dict[str, Any]:
-    """The methods the demo compares, on one black box and one surrogate."""
+    """The methods the demo compares, on one black box and one surrogate.
+
+    Args:
+        target: the black box (a :class:`~captum_akd.zoo.small_cnn.SmallCNN`;
+            Grad-CAM uses its last conv block).
+        attr: the distilled :class:`~captum_akd.AttentiveDistillationAttribution`.
+        settings: RISE's masks and LIME's samples come from here.
+
+    Returns:
+        Method name -> attribution, AKD first.
+
+    Examples::
+
+        >>> methods = build_methods(target, attr, DemoSettings.quick())
+        >>> list(methods)
+        ['AKD (ours)', 'Layer-wise CAM', 'Grad-CAM', 'RISE', 'LIME']
+    """
     from captum_akd.baselines import RISE, GradCAM, LayerwiseSurrogateCAM, LimeImage
 
     return {
@@ -182,7 +254,19 @@ def build_methods(target: nn.Module, attr, settings: DemoSettings) -> dict[str, 
 
 
 def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The demo's goals (issue 5), each with the measured value and whether it holds."""
+    """The demo's goals, each with the measured value and whether it holds.
+
+    Args:
+        results: the content of ``results.json`` (without ``"goals"``).
+
+    Returns:
+        One ``{"goal", "holds", "measured"}`` dict per goal.
+
+    Examples::
+
+        >>> [g["goal"] for g in check_targets(results) if not g["holds"]]
+        ['AKD images/s >= 2 x Grad-CAM']
+    """
     rows = results["methods"]
     akd = rows["AKD (ours)"]["summary"]
     others = {k: v["summary"] for k, v in rows.items() if k != "AKD (ours)"}
@@ -219,6 +303,21 @@ def class_following(methods: dict[str, Any], dataset, n: int, progress: bool) ->
 
     A map that follows the requested class hits that class's part; a map that
     ignores ``target`` can at best hit one of the two.
+
+    Args:
+        methods: name -> attribution.
+        dataset: a ``FineGrainedShapes`` with ``two_objects=True``.
+        n: how many of its images to use.
+        progress: show a progress bar.
+
+    Returns:
+        Method name -> hits in percent over the ``2 n`` requests.
+
+    Examples::
+
+        >>> pairs = FineGrainedShapes(16, two_objects=True)
+        >>> class_following({"AKD": attr}, pairs, 16, progress=False)
+        {'AKD': 87.5}
     """
     from captum_akd.metrics import pointing_game
 
@@ -255,6 +354,12 @@ def run_demo(
 
     Returns:
         The content of ``results.json``.
+
+    Examples::
+
+        >>> results = run_demo("akd-demo", quick=True)
+        >>> results["student"]["agreement"], list(results["methods"])[0]
+        (93.3, 'AKD (ours)')
     """
     from torch.utils.data import TensorDataset
 
@@ -266,9 +371,8 @@ def run_demo(
     from captum_akd.zoo.small_cnn import SmallCNN
 
     settings = settings or (DemoSettings.quick() if quick else DemoSettings())
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"`out` {str(out)!r} exists; pass --overwrite to replace it")
+    # Refuse before ten minutes of work, not after.
+    out = check_writable(out, overwrite, marker="results.json")
     started = time.perf_counter()
     wall: dict[str, float] = {}
 
@@ -361,12 +465,23 @@ def run_demo(
         "report.md": lambda p: p.write_text(render_report(results, comparison),
                                             encoding="utf-8"),
     }
-    write_directory_atomically(out, writers, overwrite=overwrite)
+    write_directory_atomically(out, writers, overwrite=overwrite, marker="results.json")
     return results
 
 
 def reading(results: dict[str, Any]) -> str:
-    """A one-paragraph reading of the table, written from the measured numbers."""
+    """A one-paragraph reading of the table, written from the measured numbers.
+
+    Args:
+        results: the content of ``results.json``.
+
+    Returns:
+        The paragraph the demo prints and puts in ``report.md``.
+
+    Examples::
+
+        >>> print(reading(json.load(open("akd-demo/results.json"))))
+    """
     rows = {k: v["summary"] for k, v in results["methods"].items()}
     akd = rows.pop("AKD (ours)")
     best_ins = max(rows, key=lambda k: rows[k]["insertion"])
@@ -393,7 +508,19 @@ def reading(results: dict[str, Any]) -> str:
 
 
 def render_report(results: dict[str, Any], comparison) -> str:
-    """``report.md``: the tables, the goals, the figures and the reading."""
+    """``report.md``: the tables, the goals, the figures and the reading.
+
+    Args:
+        results: the content of ``results.json``.
+        comparison: the :class:`~captum_akd.evaluation.Comparison` it came from.
+
+    Returns:
+        The Markdown text.
+
+    Examples::
+
+        >>> Path("report.md").write_text(render_report(results, comparison))
+    """
     from captum_akd.report import markdown_table
 
     s = results["settings"]

@@ -55,3 +55,31 @@ def test_checkpoint_loads(demo_dir):
 def test_refuses_to_overwrite(demo_dir, capsys):
     assert main(["demo", "--quick", "--quiet", "--out", str(demo_dir)]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_only_a_demo_directory(demo_dir, tmp_path):
+    from captum_akd.checkpoint import write_directory_atomically
+
+    # A demo directory is ours to replace (the same call the demo makes at its end).
+    write_directory_atomically(demo_dir, {"results.json": lambda p: p.write_text("{}")},
+                               overwrite=True, marker="results.json")
+    assert sorted(p.name for p in demo_dir.iterdir()) == ["results.json"]
+    precious = tmp_path / "photos"
+    precious.mkdir()
+    (precious / "cat.jpg").write_bytes(b"mine")
+    assert main(["demo", "--quick", "--quiet", "--overwrite", "--out", str(precious)]) == 2
+    assert (precious / "cat.jpg").read_bytes() == b"mine"
+
+
+def test_help_explains_every_option(capsys):
+    from captum_akd.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    demo = build_parser()._subparsers._group_actions[0].choices["demo"]
+    for action in demo._actions:
+        if action.option_strings and action.dest != "help":
+            assert action.help and len(action.help) > 15, action.dest
+            assert action.option_strings[0] in text
