@@ -546,7 +546,8 @@ def render_report(results: dict[str, Any], comparison) -> str:
         f"{comparison.settings['pointing_tolerance_px']:.1f}"
         f" px (15 px at 224). RISE: {s['rise_masks']} masks, 7 x 7 grid, p1 = 0.5; LIME: "
         f"{s['lime_samples']} samples. RISE and LIME are timed on {s['slow_speed_images']} "
-        f"images, the others on all. {GRADCAM_NOTE}",
+        f"image{'' if s['slow_speed_images'] == 1 else 's'}, the others on all. "
+        f"{GRADCAM_NOTE}",
         "",
         "## Do the maps follow the requested class?",
         "",
