@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_akd import AttentiveDistillationAttribution
-from captum_akd.checkpoint import write_directory_atomically, write_json
+from captum_akd.checkpoint import _is_replaceable, write_directory_atomically, write_json
 from captum_akd.demo import machine_description
 from captum_akd.evaluation import Comparison, compare_methods
 from captum_akd.metrics import confidence_change
@@ -811,7 +811,7 @@ def check_out(out: Path, overwrite: bool) -> None:
         return
     if not overwrite:
         raise FileExistsError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
-    if not out.is_dir() or (any(out.iterdir()) and not (out / "results.json").is_file()):
+    if not _is_replaceable(out, marker="results.json"):
         raise FileExistsError(
             f"--out {str(out)!r} is not a benchmark results directory (no results.json); "
             "refusing to replace it even with --overwrite")
