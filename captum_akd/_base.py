@@ -38,6 +38,16 @@ class ImageAttribution(Attribution):
         forward_func: the black-box classifier, ``N x C x H x W -> N x K`` logits.
             It is only called on input tensors; may be ``None`` when every call
             to :meth:`attribute` gives ``target``.
+
+    Examples::
+
+        >>> from captum_akd._base import ImageAttribution
+        >>> class Brightness(ImageAttribution):
+        ...     def _attribute_batch(self, images, labels, additional_forward_args):
+        ...         return images.mean(dim=1, keepdim=True)
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 10))
+        >>> Brightness(net).attribute(torch.rand(2, 3, 8, 8), target=0).shape
+        torch.Size([2, 1, 8, 8])
     """
 
     requires_grad: bool = False
@@ -52,9 +62,15 @@ class ImageAttribution(Attribution):
 
     @property
     def multiplies_by_inputs(self) -> bool:
+        """``False``: the maps are not multiplied by the inputs (Captum's flag)."""
         return False
 
     def has_convergence_delta(self) -> bool:
+        """Whether :meth:`attribute` can return a convergence delta.
+
+        Returns:
+            ``False``: these methods have no completeness axiom to check.
+        """
         return False
 
     def _check_inputs(self, images: Tensor) -> None:
@@ -128,6 +144,23 @@ class ImageAttribution(Attribution):
 
 
 def check_labels_against_logits(labels: Tensor, logits: Tensor) -> None:
-    """Raise if a class index does not exist in the black box's ``N x K`` logits."""
+    """Raise if a class index does not exist in the black box's ``N x K`` logits.
+
+    Args:
+        labels: ``N`` class indices.
+        logits: the black box's ``N x K`` logits.
+
+    Raises:
+        ValueError: if an index is negative or ``>= K``.
+
+    Examples::
+
+        >>> from captum_akd._base import check_labels_against_logits
+        >>> check_labels_against_logits(torch.tensor([0, 4]), torch.zeros(2, 5))
+        >>> check_labels_against_logits(torch.tensor([5]), torch.zeros(1, 5))
+        Traceback (most recent call last):
+        ...
+        ValueError: `target` holds class index 5, out of range for a model with 5 classes ...
+    """
     check_target_range(labels, logits.shape[1])
 

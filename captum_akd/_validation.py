@@ -23,9 +23,15 @@ def format_image_inputs(inputs: Any, name: str = "inputs") -> tuple[Tensor, bool
         name: the argument's name, used in error messages.
 
     Returns:
-        The ``N x C x H x W`` tensor and whether it came wrapped in a tuple, so
-        the caller can hand its result back in the same form
-        (see :func:`restore_form`).
+        The ``N x C x H x W`` tensor (checked with :func:`check_images`) and
+        whether it came wrapped in a tuple, so that the caller can hand its
+        result back in the same form.
+
+    Examples::
+
+        >>> images, was_tuple = format_image_inputs((torch.zeros(2, 3, 4, 4),))
+        >>> images.shape, was_tuple
+        (torch.Size([2, 3, 4, 4]), True)
     """
     was_tuple = isinstance(inputs, (tuple, list))
     if was_tuple:
@@ -45,7 +51,25 @@ def format_image_inputs(inputs: Any, name: str = "inputs") -> tuple[Tensor, bool
 
 
 def check_images(images: Tensor, name: str = "inputs") -> None:
-    """Check that ``images`` is a finite, floating-point ``N x C x H x W`` batch."""
+    """Check that ``images`` is a finite, floating-point ``N x C x H x W`` batch.
+
+    Args:
+        images: the tensor to check.
+        name: the argument's name, used in error messages.
+
+    Raises:
+        ValueError: if ``images`` does not have 4 dimensions, is empty (``N = 0``)
+            or holds NaN or infinite values.
+        TypeError: if ``images`` is not floating point.
+
+    Examples::
+
+        >>> check_images(torch.zeros(2, 3, 4, 4))
+        >>> check_images(torch.zeros(3, 4, 4))
+        Traceback (most recent call last):
+        ...
+        ValueError: `inputs` must have 4 dimensions (N x C x H x W); got shape (3, 4, 4) with 3
+    """
     if images.dim() != 4:
         raise ValueError(
             f"`{name}` must have 4 dimensions (N x C x H x W); got shape "
@@ -62,14 +86,46 @@ def check_images(images: Tensor, name: str = "inputs") -> None:
 
 
 def check_finite(tensor: Tensor, name: str) -> None:
-    """Raise if ``tensor`` holds NaN or infinite values."""
+    """Raise if ``tensor`` holds NaN or infinite values.
+
+    Args:
+        tensor: a tensor of any shape.
+        name: the argument's name, used in the error message.
+
+    Raises:
+        ValueError: naming ``name`` and the number of non-finite values.
+
+    Examples::
+
+        >>> check_finite(torch.tensor([1.0, float("nan")]), "maps")
+        Traceback (most recent call last):
+        ...
+        ValueError: `maps` contains 1 NaN or infinite value(s)
+    """
     if not torch.isfinite(tensor).all():
         n_bad = int((~torch.isfinite(tensor)).sum())
         raise ValueError(f"`{name}` contains {n_bad} NaN or infinite value(s)")
 
 
 def check_channels(images: Tensor, expected: int, name: str = "inputs") -> None:
-    """Raise if ``images`` does not have ``expected`` channels (dimension 1)."""
+    """Raise if ``images`` does not have ``expected`` channels (dimension 1).
+
+    Args:
+        images: an ``N x C x H x W`` batch.
+        expected: the number of channels ``C`` the model takes.
+        name: the argument's name, used in the error message.
+
+    Raises:
+        ValueError: if ``C != expected``.
+
+    Examples::
+
+        >>> check_channels(torch.zeros(2, 3, 8, 8), 3)
+        >>> check_channels(torch.zeros(2, 1, 8, 8), 3)
+        Traceback (most recent call last):
+        ...
+        ValueError: `inputs` must have 3 channel(s) in dimension 1 (N x C x H x W); got 1 ...
+    """
     if images.shape[1] != expected:
         raise ValueError(
             f"`{name}` must have {expected} channel(s) in dimension 1 (N x C x H x W); "
@@ -78,7 +134,23 @@ def check_channels(images: Tensor, expected: int, name: str = "inputs") -> None:
 
 
 def check_min_size(images: Tensor, min_size: int, name: str = "inputs") -> None:
-    """Raise if the spatial size of ``images`` is smaller than ``min_size``."""
+    """Raise if the spatial size of ``images`` is smaller than ``min_size``.
+
+    Args:
+        images: an ``N x C x H x W`` batch.
+        min_size: the smallest height and width the model accepts.
+        name: the argument's name, used in the error message.
+
+    Raises:
+        ValueError: if ``H < min_size`` or ``W < min_size``.
+
+    Examples::
+
+        >>> check_min_size(torch.zeros(2, 3, 8, 8), 32)
+        Traceback (most recent call last):
+        ...
+        ValueError: `inputs` must be at least 32 x 32 pixels for this model; got 8 x 8
+    """
     height, width = images.shape[-2:]
     if height < min_size or width < min_size:
         raise ValueError(
@@ -88,7 +160,22 @@ def check_min_size(images: Tensor, min_size: int, name: str = "inputs") -> None:
 
 
 def check_same_device(images: Tensor, module: torch.nn.Module, what: str) -> None:
-    """Raise if ``module``'s parameters do not live on ``images``'s device."""
+    """Raise if ``module``'s parameters do not live on ``images``'s device.
+
+    Only the first parameter is looked at; a module without parameters passes.
+
+    Args:
+        images: the inputs, any shape.
+        module: the network that will be applied to ``images``.
+        what: how to name ``module`` in the error message (``"student"``, ...).
+
+    Raises:
+        ValueError: if the devices differ; the message says how to move them.
+
+    Examples::
+
+        >>> check_same_device(torch.zeros(1, 3, 8, 8), torch.nn.Conv2d(3, 4, 3), "model")
+    """
     param = next(module.parameters(), None)
     if param is not None and param.device != images.device:
         raise ValueError(
@@ -116,6 +203,15 @@ def check_logits(output: Any, n: int, name: str = "forward_func") -> Tensor:
 
     Returns:
         ``output`` unchanged.
+
+    Raises:
+        TypeError: if ``output`` is not a floating-point tensor.
+        ValueError: if ``output`` is not 2-D with ``n`` rows.
+
+    Examples::
+
+        >>> check_logits(torch.zeros(2, 10), 2).shape
+        torch.Size([2, 10])
     """
     if not isinstance(output, Tensor):
         raise TypeError(
@@ -151,7 +247,17 @@ def call_black_box(
         batch_size: call the black box on chunks of at most this many images.
 
     Returns:
-        ``N x K`` logits (detached).
+        ``N x K`` logits (detached), the chunks concatenated in order.
+
+    Raises:
+        ValueError: if ``forward_func`` is ``None``, or returns something other
+            than ``n x K`` logits for a chunk of ``n`` images.
+
+    Examples::
+
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5))
+        >>> call_black_box(net, torch.zeros(6, 3, 4, 4), batch_size=4).shape
+        torch.Size([6, 5])
     """
     if forward_func is None:
         raise ValueError(
@@ -186,7 +292,19 @@ def resolve_target(
         device: where the returned tensor lives.
 
     Returns:
-        A 1-D LongTensor of length ``n``.
+        A contiguous 1-D LongTensor of length ``n``.
+
+    Raises:
+        TypeError: for a bool, a tuple, a non-integer tensor or list, or any
+            other type.
+        ValueError: for ``None``, a wrong length or an out-of-range class index.
+
+    Examples::
+
+        >>> resolve_target(3, 2, 10, torch.device("cpu"))
+        tensor([3, 3])
+        >>> resolve_target(torch.tensor(4), 3, None, torch.device("cpu"))
+        tensor([4, 4, 4])
     """
     if target is None:
         raise ValueError("`target` is None; resolve it with the black box's prediction first")
@@ -235,7 +353,24 @@ def resolve_target(
 
 
 def check_target_range(labels: Tensor, num_classes: int, name: str = "target") -> None:
-    """Raise if any class index in ``labels`` is outside ``[0, num_classes)``."""
+    """Raise if any class index in ``labels`` is outside ``[0, num_classes)``.
+
+    Args:
+        labels: class indices, any shape (an empty tensor passes).
+        num_classes: the number of classes ``K`` of the model.
+        name: the argument's name, used in the error message.
+
+    Raises:
+        ValueError: naming the first offending index found (the minimum if
+            negative, else the maximum).
+
+    Examples::
+
+        >>> check_target_range(torch.tensor([0, 10]), 10)
+        Traceback (most recent call last):
+        ...
+        ValueError: `target` holds class index 10, out of range for a model with 10 classes ...
+    """
     if labels.numel() == 0:
         return
     low, high = int(labels.min()), int(labels.max())
@@ -248,7 +383,24 @@ def check_target_range(labels: Tensor, num_classes: int, name: str = "target") -
 
 
 def check_positive_int(value: Any, name: str, allow_none: bool = False) -> None:
-    """Raise unless ``value`` is a positive int (or ``None`` when allowed)."""
+    """Raise unless ``value`` is a positive int (or ``None`` when allowed).
+
+    Args:
+        value: the value to check; a bool is not an int here.
+        name: the argument's name, used in the error message.
+        allow_none: accept ``None`` too (an optional setting left unset).
+
+    Raises:
+        ValueError: if ``value`` is not an int ``>= 1`` (or allowed ``None``).
+
+    Examples::
+
+        >>> check_positive_int(None, "internal_batch_size", allow_none=True)
+        >>> check_positive_int(0, "batch_size")
+        Traceback (most recent call last):
+        ...
+        ValueError: `batch_size` must be a positive int; got 0
+    """
     if value is None and allow_none:
         return
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -260,6 +412,26 @@ def check_saliency(saliency: Tensor, images: Tensor, name: str = "saliency") -> 
 
     Accepts ``N x H x W``, ``N x 1 x H x W`` or ``N x C x H x W`` (channels
     averaged, as Captum attributions broadcast to the input come back).
+
+    Args:
+        saliency: the maps; ``N``, ``H`` and ``W`` must match ``images``.
+        images: the ``N x C x H x W`` images the maps explain.
+        name: the argument's name, used in error messages.
+
+    Returns:
+        The finite ``N x 1 x H x W`` maps on ``images``'s device, in its dtype.
+
+    Raises:
+        TypeError: if ``saliency`` is not a tensor.
+        ValueError: for a shape that does not match, or non-finite values.
+
+    Examples::
+
+        >>> images = torch.zeros(2, 3, 4, 4)
+        >>> check_saliency(torch.rand(2, 3, 4, 4), images).shape
+        torch.Size([2, 1, 4, 4])
+        >>> check_saliency(torch.rand(2, 4, 4), images).shape
+        torch.Size([2, 1, 4, 4])
     """
     if not isinstance(saliency, Tensor):
         raise TypeError(f"`{name}` must be a tensor; got {type(saliency).__name__}")

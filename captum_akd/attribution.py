@@ -96,6 +96,7 @@ class AttentiveDistillationAttribution(ImageAttribution):
 
     @property
     def num_classes(self) -> int:
+        """The student's number of classes ``K``; targets must lie in ``[0, K)``."""
         return self.student.num_classes
 
     def to(self, device: str | torch.device) -> AttentiveDistillationAttribution:

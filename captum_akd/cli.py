@@ -30,6 +30,19 @@ class Command(NamedTuple):
         add_arguments: adds the subcommand's options to its parser.
         run: runs it with the parsed arguments; returns the exit status.
         epilog: text after the options (examples).
+
+    Examples::
+
+        >>> from captum_akd.cli import COMMANDS, Command, build_parser
+        >>> hello = Command(
+        ...     name="hello", help="print a greeting", description="Say hello.",
+        ...     add_arguments=lambda parser: parser.add_argument("--name", default="you"),
+        ...     run=lambda args: print(f"hello {args.name}") or 0,
+        ... )
+        >>> args = build_parser([*COMMANDS, hello]).parse_args(["hello", "--name", "Ada"])
+        >>> args._run(args)
+        hello Ada
+        0
     """
 
     name: str
@@ -136,7 +149,31 @@ def _area_target(text: str) -> float | None:
 
 
 def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``captum-akd distill``."""
+    """Add the options of ``captum-akd distill`` to ``parser``.
+
+    The options are gathered in groups (black box, data, student and
+    explainer, stage 1, stage 2, run); defaults of the training options are
+    those of :class:`~captum_akd.distill.DistillConfig` and
+    :class:`~captum_akd.distill.ExplainerConfig`. ``--target``, ``--data``
+    and ``--out`` are required.
+
+    Args:
+        parser: the sub-command's parser.
+
+    Returns:
+        None.
+
+    Examples::
+
+        >>> import argparse
+        >>> from captum_akd.cli import add_distill_arguments
+        >>> parser = argparse.ArgumentParser()
+        >>> add_distill_arguments(parser)
+        >>> args = parser.parse_args(["--target", "mypkg.models:build", "--data", "train.zip",
+        ...                           "--out", "run", "--image-size", "64x48"])
+        >>> args.image_size, args.student, args.batch_size
+        ((64, 48), 'cifar-resnet20', 128)
+    """
     from captum_akd.distill import DistillConfig, ExplainerConfig
 
     s1, s2 = DistillConfig(), ExplainerConfig()
@@ -305,7 +342,31 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_target(spec: str, kwargs: dict[str, Any]) -> Callable[..., Tensor]:
-    """Import ``MODULE:FACTORY`` and build the black box."""
+    """Import ``MODULE:FACTORY`` and build the black box.
+
+    ``FACTORY`` (a dotted attribute path inside ``MODULE``) is called with
+    ``kwargs``; it may also name a ready :class:`torch.nn.Module`, in which
+    case ``kwargs`` must be empty.
+
+    Args:
+        spec: ``"MODULE:FACTORY"``, e.g. ``"captum_akd.zoo:cifar_resnet56"``.
+        kwargs: keyword arguments for the factory (``--target-arg`` values).
+
+    Returns:
+        The black box, a callable ``N x C x H x W -> N x K`` logits; an
+        :class:`torch.nn.Module` is put in eval mode.
+
+    Raises:
+        ValueError: for a malformed ``spec``, a module that does not import, a
+            missing attribute, or a factory that does not return a callable.
+
+    Examples::
+
+        >>> from captum_akd.cli import load_target
+        >>> model = load_target("captum_akd.zoo.cifar_resnet:cifar_resnet20", {"num_classes": 5})
+        >>> type(model).__name__, model.training
+        ('CifarResNet', False)
+    """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"--target must be MODULE:FACTORY, e.g. mypkg.models:build; got {spec!r}")
@@ -335,7 +396,28 @@ def load_target(spec: str, kwargs: dict[str, Any]) -> Callable[..., Tensor]:
 
 
 class Normalized(Dataset):
-    """A dataset whose images are normalised per channel: ``(x - mean) / std``."""
+    """A dataset whose images are normalised per channel: ``(x - mean) / std``.
+
+    Args:
+        base: a dataset of ``(image, label)`` pairs, images ``C x H x W``
+            float tensors.
+        mean: ``C`` per-channel means.
+        std: ``C`` per-channel standard deviations.
+
+    Returns (``dataset[i]``):
+        ``(image, label)``: ``base[i]``'s image normalised, same shape, and its
+        label unchanged.
+
+    Examples::
+
+        >>> from torch.utils.data import TensorDataset
+        >>> from captum_akd.cli import Normalized
+        >>> base = TensorDataset(torch.full((4, 3, 8, 8), 0.5), torch.arange(4))
+        >>> dataset = Normalized(base, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+        >>> image, label = dataset[1]
+        >>> image.shape, image.abs().max().item(), label.item()
+        (torch.Size([3, 8, 8]), 0.0, 1)
+    """
 
     def __init__(self, base: Dataset, mean: Sequence[float], std: Sequence[float]) -> None:
         self.base = base
@@ -358,7 +440,36 @@ def open_images(
     preload: bool,
     normalize: tuple[Sequence[float], Sequence[float]] | None,
 ) -> tuple[Dataset, bool]:
-    """A zip archive or image folder as a dataset; also whether it already has ``image_size``."""
+    """Open a zip archive or an image folder as a dataset of ``(image, label)``.
+
+    Args:
+        path: a ``.zip`` archive read by :class:`~captum_akd.data.CifarZip`, or
+            a folder read by :class:`~captum_akd.data.ImageFolderDataset`.
+        split: the archive's top-level folder to read (zip only).
+        limit: keep at most this many images: class-balanced for a zip, evenly
+            spaced for a folder; ``None`` keeps all.
+        image_size: ``(H, W)`` a folder's images are resized and centre-cropped
+            to; ignored for a zip (the caller resizes).
+        preload: decode a zip archive into memory once.
+        normalize: ``(mean, std)`` per channel applied with :class:`Normalized`,
+            or ``None`` for ``[0, 1]`` RGB.
+
+    Returns:
+        ``(dataset, sized)``: the dataset, whose items are ``3 x H x W`` float
+        images and int labels, and whether its images already have
+        ``image_size`` (true only for a folder opened with one).
+
+    Raises:
+        ValueError: if ``path`` is neither a ``.zip`` file nor a folder.
+
+    Examples::
+
+        >>> from captum_akd.cli import NORMALIZATIONS, open_images
+        >>> dataset, sized = open_images("../shared/data/cifar10/cifar10-test.zip", None, 100,
+        ...                              None, False, NORMALIZATIONS["cifar"])
+        >>> len(dataset), sized
+        (100, False)
+    """
     from captum_akd.data import CifarZip, ImageFolderDataset
 
     sized = False
@@ -378,7 +489,30 @@ def open_images(
 
 
 def build_student(name: str, num_classes: int, weights: str | None):
-    """One of :data:`STUDENTS` with ``num_classes`` outputs."""
+    """Build the student architecture ``name`` with ``num_classes`` outputs.
+
+    Args:
+        name: a key of :data:`STUDENTS` (``"cifar-resnet20"``, ``"resnet18"``,
+            ``"efficientnet-lite0"``, ...).
+        num_classes: the black box's number of classes ``K``.
+        weights: backbone weights to start from: a CIFAR ResNet safetensors
+            file, a torchvision ResNet state dict, ``"pretrained"`` for
+            EfficientNet-Lite0, or ``None`` for a random initialisation.
+
+    Returns:
+        An :class:`~captum_akd.models.AttentiveStudent` mapping ``N x 3 x H x W``
+        images to ``N x num_classes`` logits.
+
+    Raises:
+        ValueError: for EfficientNet-Lite0 weights other than ``"pretrained"``.
+
+    Examples::
+
+        >>> from captum_akd.cli import build_student
+        >>> student = build_student("cifar-resnet8", 10, None)
+        >>> type(student).__name__, student.num_classes
+        ('AttentiveStudent', 10)
+    """
     from captum_akd.models import cifar_resnet_student, efficientnet_lite_student, resnet_student
 
     family, arg = STUDENTS[name]
@@ -392,7 +526,31 @@ def build_student(name: str, num_classes: int, weights: str | None):
 
 
 def run_distill(args: argparse.Namespace) -> int:
-    """``captum-akd distill``: build everything from the options and train."""
+    """Run ``captum-akd distill``: build everything from the options and train.
+
+    Opens the black box and the data, asks the black box once for its number
+    of classes, builds the student (and ``--peer``) and the explainer, and
+    calls :func:`captum_akd.distill.distill`, which writes the checkpoint to
+    ``--out``. The main process then prints the fidelity reports.
+
+    Args:
+        args: the parsed options (see :func:`add_distill_arguments`).
+
+    Returns:
+        The exit status, 0.
+
+    Examples::
+
+        >>> from captum_akd.cli import build_parser, run_distill
+        >>> args = build_parser().parse_args([
+        ...     "distill", "--target", "captum_akd.zoo:cifar_resnet56",
+        ...     "--target-arg", "weights=../shared/data/weights/cifar10_resnet56.safetensors",
+        ...     "--data", "../shared/data/cifar10/cifar10-train.zip", "--limit", "512",
+        ...     "--normalize", "cifar", "--epochs", "1", "--explainer-epochs", "1",
+        ...     "--out", "akd-small"])
+        >>> run_distill(args)
+        0
+    """
     import captum_akd
     from captum_akd._validation import call_black_box
     from captum_akd.distill.batches import probe_batch
@@ -548,7 +706,24 @@ COMMANDS: list[Command] = [DISTILL, DEMO]
 
 
 def build_parser(commands: Sequence[Command] | None = None) -> argparse.ArgumentParser:
-    """The ``captum-akd`` parser with one sub-parser per command."""
+    """Build the ``captum-akd`` parser with one sub-parser per command.
+
+    Each sub-parser stores its command's ``run`` function as ``args._run``,
+    which :func:`main` calls.
+
+    Args:
+        commands: the subcommands; ``None`` means :data:`COMMANDS`.
+
+    Returns:
+        An :class:`argparse.ArgumentParser` that requires a command name.
+
+    Examples::
+
+        >>> from captum_akd.cli import build_parser
+        >>> args = build_parser().parse_args(["demo", "--quick"])
+        >>> args.command, args.quick, args.out
+        ('demo', True, 'akd-demo')
+    """
     from captum_akd._version import __version__
 
     parser = argparse.ArgumentParser(
@@ -569,10 +744,23 @@ def build_parser(commands: Sequence[Command] | None = None) -> argparse.Argument
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``captum-akd`` command; returns the exit status.
+    """Entry point of the ``captum-akd`` command.
 
     Errors in the user's input (``ValueError``, ``TypeError``, missing files)
     are printed as one line, without a traceback, with exit status 2.
+
+    Args:
+        argv: the arguments after the program name; ``None`` reads
+            ``sys.argv``.
+
+    Returns:
+        The exit status: the command's (0) or 2 for an input error.
+
+    Examples::
+
+        >>> from captum_akd.cli import main
+        >>> main(["distill", "--target", "no_such_module:build", "--data", "x", "--out", "o"])
+        2
     """
     parser = build_parser()
     args = parser.parse_args(argv)

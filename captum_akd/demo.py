@@ -150,6 +150,16 @@ def train_classifier(
 
     Returns:
         ``model`` in eval mode.
+
+    Examples::
+
+        >>> from captum_akd.demo import train_classifier
+        >>> from captum_akd.zoo.small_cnn import SmallCNN
+        >>> images, labels = torch.randn(32, 3, 16, 16), torch.randint(0, 4, (32,))
+        >>> model = train_classifier(SmallCNN(num_classes=4, width=8), images, labels,
+        ...                          epochs=2, batch_size=16, progress=False)
+        >>> model.training
+        False
     """
     generator = torch.Generator().manual_seed(seed)
     steps = epochs * ((images.shape[0] + batch_size - 1) // batch_size)

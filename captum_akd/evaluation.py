@@ -48,6 +48,14 @@ class MethodResult:
         energy: ``N`` energy-pointing-game shares, or ``None`` without masks.
         speed: throughput of the method (images explained per second).
         attribute_seconds: wall time of explaining all ``N`` images once.
+
+    Examples::
+
+        >>> result = comparison["Grad-CAM"]        # from compare_methods
+        >>> result.maps.shape, result.insertion.auc.shape
+        (torch.Size([4, 1, 32, 32]), torch.Size([4]))
+        >>> result.summary()["insertion"] == result.insertion.mean
+        True
     """
 
     name: str
@@ -64,7 +72,15 @@ class MethodResult:
     attribute_seconds: float
 
     def summary(self) -> dict[str, Any]:
-        """The headline numbers as a flat dict (what tables show)."""
+        """The headline numbers as a flat dict (what tables show).
+
+        Returns:
+            A dict with the mean ``"insertion"`` and ``"deletion"`` areas, the mean
+            ``"mean_pixel_intensity"``, ``"average_drop"`` and
+            ``"increase_in_confidence"`` (percent), ``"pointing_game"`` and
+            ``"energy_pointing_game"`` (percent, ``None`` without masks) and
+            ``"images_per_second"``; every value a float or ``None``.
+        """
         row = {
             "insertion": self.insertion.mean,
             "deletion": self.deletion.mean,
@@ -86,12 +102,24 @@ class MethodResult:
 class Comparison:
     """Results of :func:`compare_methods`.
 
+    Index it by method name (``comparison["RISE"]``) to get that method's
+    :class:`MethodResult`; an unknown name raises ``KeyError``.
+
     Attributes:
         methods: one :class:`MethodResult` per method, in the order given.
         labels: ``N`` classes explained (the model's prediction unless given).
         inference: the black box's plain inference throughput, same images,
             batch and device: the reference row of speed tables.
         settings: the parameters of the run (step, batch size, ...).
+
+    Examples::
+
+        >>> [result.name for result in comparison.methods]   # from compare_methods
+        ['Grad-CAM', 'RISE']
+        >>> comparison.labels.shape, comparison.settings["image_size"]
+        (torch.Size([4]), [32, 32])
+        >>> comparison["RISE"].speed.images_per_second < comparison.inference.images_per_second
+        True
     """
 
     methods: list[MethodResult]
@@ -140,7 +168,21 @@ def compare_methods(
         progress: show a progress bar over methods.
 
     Returns:
-        A :class:`Comparison`.
+        A :class:`Comparison`: per method the ``N x 1 x H x W`` maps (CPU) and
+        every metric, plus the ``N`` labels explained and the black box's own
+        inference speed.
+
+    Examples::
+
+        >>> from captum_akd.baselines import RISE, GradCAM
+        >>> from captum_akd.evaluation import compare_methods
+        >>> from captum_akd.zoo import cifar_resnet20
+        >>> model = cifar_resnet20().eval()
+        >>> images = torch.randn(4, 3, 32, 32)
+        >>> methods = {"Grad-CAM": GradCAM(model, model.layer3), "RISE": RISE(model, n_masks=64)}
+        >>> comparison = compare_methods(model, methods, images, progress=False)
+        >>> comparison["RISE"].maps.shape, comparison.settings["step"]
+        (torch.Size([4, 1, 32, 32]), 32)
     """
     check_images(images, "images")
     n = images.shape[0]

@@ -37,11 +37,29 @@ def _fmt(value: Any, pattern: str) -> str:
 
 
 def markdown_table(comparison: Comparison) -> str:
-    """One row per method with every metric, then the plain-inference row.
+    """A Markdown table: one row per method with every metric, then plain inference.
 
     Columns without data (the pointing games without masks) are left out.
     The last column is each method's speed relative to the black box's plain
-    inference on the same images, batch and device.
+    inference on the same images, batch and device; the final row is that
+    inference itself.
+
+    Args:
+        comparison: what :func:`~captum_akd.evaluation.compare_methods` returned.
+
+    Returns:
+        The table as one string of newline-separated lines: a header, a
+        separator and ``len(comparison.methods) + 1`` rows.
+
+    Examples::
+
+        >>> from captum_akd.report import markdown_table
+        >>> print(markdown_table(comparison))  # from compare_methods; timings vary
+        | Method | Insertion ↑ | Deletion ↓ | Mean intensity | Avg drop % ↓ | Increase % ↑ | ...
+        |---|---|---|---|---|---|---|---|
+        | Grad-CAM | 0.6173 | 0.9361 | 0.341 | 59.6 | 0.0 | 506.8 | 0.731 |
+        | RISE | 0.9257 | 0.7977 | 0.415 | 8.4 | 0.0 | 9.5 | 0.0137 |
+        | Normal inference | – | – | – | – | – | 693.0 | 1 |
     """
     rows = [r.summary() for r in comparison.methods]
     columns = [c for c in _COLUMNS if any(row[c[0]] is not None for row in rows)]
@@ -58,7 +76,25 @@ def markdown_table(comparison: Comparison) -> str:
 
 
 def speed_ratios(comparison: Comparison, method: str) -> dict[str, float]:
-    """How many times faster ``method`` is than every other method."""
+    """How many times faster ``method`` is than every other method.
+
+    Args:
+        comparison: what :func:`~captum_akd.evaluation.compare_methods` returned.
+        method: the name of one of its methods.
+
+    Returns:
+        ``{other method's name: images per second of method / of other}``
+        for every other method (values above 1 mean ``method`` is faster).
+
+    Raises:
+        KeyError: if ``method`` is not in ``comparison``.
+
+    Examples::
+
+        >>> from captum_akd.report import speed_ratios
+        >>> speed_ratios(comparison, "Grad-CAM")   # from compare_methods
+        {'RISE': 53.3...}
+    """
     mine = comparison[method].speed.images_per_second
     return {
         r.name: mine / r.speed.images_per_second
@@ -72,10 +108,24 @@ def comparison_to_dict(comparison: Comparison, per_image: bool = True) -> dict[s
 
     Args:
         comparison: what :func:`~captum_akd.evaluation.compare_methods` returned.
-        per_image: include per-image values (areas, drops, hits, curves).
+        per_image: include per-image values (areas, drops, hits) and the mean
+            insertion and deletion curves.
 
     Returns:
-        ``{"settings", "inference", "methods": {name: {...}}, "labels"}``.
+        ``{"settings", "inference", "labels", "methods": {name: {...}}}``:
+        each method holds ``"summary"`` (see
+        :meth:`~captum_akd.evaluation.MethodResult.summary`), ``"speed"`` and
+        ``"attribute_seconds"``, and with ``per_image`` also ``"per_image"``
+        (lists of ``N`` values) and ``"mean_curves"``.
+
+    Examples::
+
+        >>> import json
+        >>> from captum_akd.report import comparison_to_dict
+        >>> data = comparison_to_dict(comparison)   # from compare_methods
+        >>> sorted(data["methods"]["RISE"])
+        ['attribute_seconds', 'mean_curves', 'per_image', 'speed', 'summary']
+        >>> text = json.dumps(data)
     """
     def speed(result) -> dict[str, Any]:
         return {
@@ -125,16 +175,25 @@ def save_maps_grid(
 ) -> Path:
     """Save a PNG grid: one row per image, columns image, mask, each method.
 
+    Each map is min-max scaled and drawn over its image with the ``jet``
+    colour map; masks are drawn in green.
+
     Args:
         path: destination PNG.
-        images: ``N x 3 x H x W`` images for display, in [0, 1].
+        images: ``N x 3 x H x W`` images for display, in [0, 1] (clamped).
         comparison: the maps to show (same images, same order).
         masks: optional ``N x 1 x H x W`` ground-truth masks (a column).
-        n: number of images (rows) shown.
+        n: number of images (rows) shown, at most ``N``.
         titles: optional per-image row titles (e.g. class names).
 
     Returns:
-        ``path``.
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Examples::
+
+        >>> from captum_akd.report import save_maps_grid
+        >>> save_maps_grid("maps.png", images.sigmoid(), comparison, n=2, titles=["a", "b"])
+        PosixPath('maps.png')
     """
     import matplotlib
 
@@ -176,7 +235,25 @@ def save_maps_grid(
 
 
 def save_curves(path: str | Path, comparison: Comparison) -> Path:
-    """Save a PNG of the mean insertion and deletion curves of every method."""
+    """Save a PNG of the mean insertion and deletion curves of every method.
+
+    Two panels, insertion and deletion, with one curve per method (mean over
+    images of the black box's probability of the class against the fraction of
+    pixels inserted or deleted); the legend gives each method's mean area.
+
+    Args:
+        path: destination PNG.
+        comparison: what :func:`~captum_akd.evaluation.compare_methods` returned.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Examples::
+
+        >>> from captum_akd.report import save_curves
+        >>> save_curves("curves.png", comparison)   # from compare_methods
+        PosixPath('curves.png')
+    """
     import matplotlib
 
     matplotlib.use("Agg")

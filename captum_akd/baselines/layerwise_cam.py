@@ -101,6 +101,7 @@ class LayerwiseSurrogateCAM(ImageAttribution):
 
     @property
     def num_classes(self) -> int:
+        """The student's number of classes ``K``; targets must lie in ``[0, K)``."""
         return self.student.num_classes
 
     def _check_inputs(self, images: Tensor) -> None:

@@ -186,8 +186,16 @@ class LimeImage(ImageAttribution):
     def segments(self, images: Tensor) -> Tensor:
         """Superpixel labels ``0..S_i - 1`` of each image, ``N x H x W`` (long, CPU).
 
+        Each image is min-max scaled to [0, 1] (averaged to grey and repeated to
+        three channels unless it has three) and segmented with
+        ``self.segmentation``; labels are renumbered without gaps.
+
         Args:
             images: ``N x C x H x W`` images in the black box's input space.
+
+        Returns:
+            An ``N x H x W`` int64 CPU tensor; image ``i`` uses labels
+            ``0..S_i - 1`` for its ``S_i`` superpixels.
         """
         from skimage.segmentation import quickshift, slic
 

@@ -23,7 +23,33 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".
 
 
 def decode_image_bytes(data: bytes, where: str) -> Tensor:
-    """Decode an encoded image into a ``3 x H x W`` ``uint8`` RGB tensor."""
+    """Decode an encoded image into a ``3 x H x W`` ``uint8`` RGB tensor.
+
+    Any format PIL reads works; greyscale, palette and RGBA images are converted
+    to RGB.
+
+    Args:
+        data: the encoded file's bytes (JPEG, PNG, ...).
+        where: where the bytes come from, for the error message (e.g.
+            ``"'train/cat/0001.jpg' in 'cifar10-train.zip'"``).
+
+    Returns:
+        A contiguous ``3 x H x W`` ``uint8`` tensor.
+
+    Raises:
+        ValueError: if PIL cannot decode ``data``.
+
+    Examples::
+
+        >>> import io
+        >>> from PIL import Image
+        >>> from captum_akd.data.cifar_zip import decode_image_bytes
+        >>> buffer = io.BytesIO()
+        >>> Image.new("L", (40, 30), 128).save(buffer, format="PNG")
+        >>> image = decode_image_bytes(buffer.getvalue(), "in memory")
+        >>> image.shape, image.dtype
+        (torch.Size([3, 30, 40]), torch.uint8)
+    """
     try:
         with Image.open(io.BytesIO(data)) as image:
             array = np.asarray(image.convert("RGB"))

@@ -53,8 +53,24 @@ def _size_pair(image_size: int | Sequence[int]) -> tuple[int, int]:
 
 
 def resize_and_center_crop(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Scale ``image`` to cover ``size`` (height, width), keeping its aspect
-    ratio, then cut the centre ``size`` out of it."""
+    """Scale ``image`` to cover ``size``, keeping its aspect ratio, then crop the centre.
+
+    Args:
+        image: a PIL image of any size.
+        size: the output ``(height, width)``.
+
+    Returns:
+        A PIL image of exactly ``size`` (PIL reports it as ``(width, height)``),
+        bilinearly resized.
+
+    Examples::
+
+        >>> from PIL import Image
+        >>> from captum_akd.data.image_folder import resize_and_center_crop
+        >>> photo = Image.new("RGB", (300, 200))          # width 300, height 200
+        >>> resize_and_center_crop(photo, (64, 48)).size  # (width, height)
+        (48, 64)
+    """
     height, width = size
     scale = max(height / image.height, width / image.width)
     # Round up so the scaled image is never a pixel short of the crop.
@@ -65,7 +81,22 @@ def resize_and_center_crop(image: Image.Image, size: tuple[int, int]) -> Image.I
 
 
 def pil_to_tensor(image: Image.Image) -> Tensor:
-    """An RGB PIL image as a ``3 x H x W`` float tensor in [0, 1]."""
+    """Convert a PIL image to an RGB ``3 x H x W`` float tensor in [0, 1].
+
+    Args:
+        image: a PIL image in any mode; it is converted to RGB first.
+
+    Returns:
+        A ``3 x H x W`` float32 tensor, pixel values divided by 255.
+
+    Examples::
+
+        >>> from PIL import Image
+        >>> from captum_akd.data.image_folder import pil_to_tensor
+        >>> image = pil_to_tensor(Image.new("RGB", (300, 200), (255, 0, 0)))
+        >>> image.shape, image[:, 0, 0]
+        (torch.Size([3, 200, 300]), tensor([1., 0., 0.]))
+    """
     array = np.asarray(image.convert("RGB"), dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
 

@@ -22,7 +22,24 @@ CROP_MODES = ("pad", "resized", "none")
 
 @dataclass
 class Mix:
-    """How a batch was mixed: image ``i`` is ``lam * x_i + (1 - lam) * x_perm[i]``."""
+    """How a batch was mixed: image ``i`` is ``lam * x_i + (1 - lam) * x_perm[i]``.
+
+    The training step mixes the hard labels' cross-entropy with the same
+    ``perm`` and ``lam``.
+
+    Attributes:
+        perm: the ``N`` indices of each image's partner.
+        lam: the mixing weight in [0, 1], drawn from Beta(``mixup``, ``mixup``).
+
+    Examples::
+
+        >>> from captum_akd.distill.augment import BatchAugment
+        >>> images = torch.randn(4, 3, 8, 8)
+        >>> augment = BatchAugment(crop="none", flip=False, mixup=1.0)
+        >>> out, mix = augment(images, torch.Generator().manual_seed(0))
+        >>> torch.allclose(out, mix.lam * images + (1 - mix.lam) * images[mix.perm])
+        True
+    """
 
     perm: Tensor
     lam: float

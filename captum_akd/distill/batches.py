@@ -76,7 +76,33 @@ def _find_key(item: Mapping, keys: Sequence[str]) -> Any:
 
 
 def split_item(item: Any, where: str = "train_data") -> tuple[Tensor, int]:
-    """One dataset item as ``(image C x H x W, label or -1)``."""
+    """Read one dataset item as ``(image C x H x W, label or -1)``.
+
+    Args:
+        item: an image tensor; an ``(image, label, ...)`` tuple or list (only
+            the first two entries are used); or a dict with an image key
+            (``"image"``, ``"images"``, ``"input"``, ``"inputs"`` or
+            ``"pixel_values"``) and an optional label key (``"label"``,
+            ``"labels"``, ``"target"`` or ``"targets"``).
+        where: the argument's name for error messages.
+
+    Returns:
+        ``(image, label)``: the image tensor as given (checked later) and the
+        label as an int, ``-1`` when there is none (missing or ``None``).
+
+    Raises:
+        TypeError: if the image is not a tensor (e.g. a PIL image) or the label
+            is not an integer.
+        ValueError: for a dict without an image key, an empty tuple, or a
+            label tensor with more than one element.
+
+    Examples::
+
+        >>> from captum_akd.distill.batches import split_item
+        >>> image = torch.zeros(3, 8, 8)
+        >>> split_item((image, 2))[1], split_item({"image": image})[1], split_item(image)[1]
+        (2, -1, -1)
+    """
     if isinstance(item, Mapping):
         key = _find_key(item, IMAGE_KEYS)
         if key is None:
@@ -126,10 +152,26 @@ def _mixed_sizes_error(where: str, first: Sequence[int], other: Sequence[int]) -
 class Collate:
     """Stack dataset items into ``(images, labels)``, resizing when asked.
 
+    Items take any form :func:`split_item` reads. Images are resized
+    bilinearly (with antialiasing) to ``image_size`` when it is given;
+    otherwise they must all have one size.
+
     Args:
         image_size: ``(H, W)`` to resize every image to, or ``None`` to
             require equal sizes.
         where: the argument's name for error messages.
+
+    Returns (``collate(items)``):
+        ``(images, labels)``: ``N x C x H x W`` floats and an ``N`` long tensor
+        with ``-1`` for items without a label.
+
+    Examples::
+
+        >>> from captum_akd.distill.batches import Collate
+        >>> collate = Collate(image_size=(16, 16))
+        >>> images, labels = collate([(torch.zeros(3, 8, 8), 1), (torch.zeros(3, 12, 12), None)])
+        >>> images.shape, labels
+        (torch.Size([2, 3, 16, 16]), tensor([ 1, -1]))
     """
 
     def __init__(self, image_size: tuple[int, int] | None = None, where: str = "train_data"):
@@ -153,10 +195,33 @@ class Collate:
 def split_batch(
     batch: Any, image_size: tuple[int, int] | None = None, where: str = "train_data"
 ) -> tuple[Tensor, Tensor]:
-    """A collated batch from any loader as ``(images N x C x H x W, labels N)``.
+    """Read a collated batch from any loader as ``(images N x C x H x W, labels N)``.
 
     Accepts what :class:`Collate` returns and what PyTorch's default collate
-    makes of the item forms above: a tensor, ``[images, labels]`` or a dict.
+    makes of the item forms :func:`split_item` reads: a tensor,
+    ``[images, labels]`` or a dict.
+
+    Args:
+        batch: the collated batch.
+        image_size: ``(H, W)`` to resize the images to (bilinear, antialiased),
+            or ``None`` to keep their size.
+        where: the argument's name for error messages.
+
+    Returns:
+        ``(images, labels)``: ``N x C x H x W`` floats and an ``N`` long tensor,
+        ``-1`` where an image has no label.
+
+    Raises:
+        TypeError: if the images are not floating point.
+        ValueError: if the images are not 4-D, or the labels are not ``N``
+            integer class indices.
+
+    Examples::
+
+        >>> from captum_akd.distill.batches import split_batch
+        >>> images, labels = split_batch({"image": torch.zeros(4, 3, 8, 8)}, image_size=(16, 16))
+        >>> images.shape, labels
+        (torch.Size([4, 3, 16, 16]), tensor([-1, -1, -1, -1]))
     """
     if isinstance(batch, Mapping):
         key = _find_key(batch, IMAGE_KEYS)
@@ -203,7 +268,29 @@ def split_batch(
 
 
 def epoch_seed(seed: int, stage: str, epoch: int, rank: int = 0) -> int:
-    """A 63-bit seed that depends only on its arguments (stable across runs)."""
+    """A 63-bit seed that depends only on its arguments (stable across runs).
+
+    Derived from SHA-256, unlike Python's ``hash``, so it is the same in every
+    process and on every machine.
+
+    Args:
+        seed: the run's seed.
+        stage: what the seed is for, e.g. ``"student"`` or
+            ``"student/augment"``.
+        epoch: the epoch (0-based).
+        rank: the process's rank.
+
+    Returns:
+        A non-negative int below ``2**63``.
+
+    Examples::
+
+        >>> from captum_akd.distill.batches import epoch_seed
+        >>> epoch_seed(0, "student", 0) == epoch_seed(0, "student", 0)
+        True
+        >>> epoch_seed(0, "student", 0) == epoch_seed(0, "student", 1)
+        False
+    """
     key = f"{seed}/{stage}/{epoch}/{rank}".encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") >> 1
 
@@ -229,9 +316,10 @@ class EpochLoader:
     collate function are kept) is read through a
     :class:`~torch.utils.data.DistributedSampler` whose permutation depends on
     ``(seed, epoch)`` only; with one process that is a plain seeded shuffle.
-    A ``DataLoader`` with its own sampler is used as it is (it must be a
-    ``DistributedSampler`` under ``torchrun``); its epoch is set when it has
-    ``set_epoch``.
+    When this loader shuffles a dataset itself, a final batch of a single
+    image is dropped (batch norm cannot train on it). A ``DataLoader`` with
+    its own sampler is used as it is (it must be a ``DistributedSampler``
+    under ``torchrun``); its epoch is set when it has ``set_epoch``.
 
     Args:
         data: the dataset or loader.
@@ -243,6 +331,20 @@ class EpochLoader:
         image_size: resize every image to this ``(H, W)``.
         num_workers: loader worker processes (ignored for a loader).
         where: the argument's name for error messages.
+
+    Returns (iterating):
+        ``(images, labels)`` per batch, as :func:`split_batch` returns them.
+
+    Examples::
+
+        >>> from torch.utils.data import TensorDataset
+        >>> from captum_akd.distill.batches import EpochLoader
+        >>> from captum_akd.distill.distributed import setup
+        >>> data = TensorDataset(torch.randn(10, 3, 8, 8), torch.arange(10) % 3)
+        >>> loader = EpochLoader(data, batch_size=4, ctx=setup("cpu"), seed=0)
+        >>> loader.set_epoch(0)
+        >>> [tuple(images.shape) for images, labels in loader]
+        [(4, 3, 8, 8), (4, 3, 8, 8), (2, 3, 8, 8)]
     """
 
     def __init__(
@@ -336,7 +438,12 @@ class EpochLoader:
         )
 
     def set_epoch(self, epoch: int) -> None:
-        """Fix this epoch's order (and the workers' seeds) from ``(seed, epoch)``."""
+        """Fix this epoch's order (and the workers' seeds) from ``(seed, epoch)``.
+
+        Args:
+            epoch: the epoch about to be read; the same epoch always gives the
+                same batches.
+        """
         if hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(epoch)
         self.generator.manual_seed(epoch_seed(self.seed, "loader", epoch, self.ctx.rank))
@@ -356,7 +463,23 @@ def _uses_default_collate(loader: DataLoader) -> bool:
 
 
 def dataset_length(data: Dataset | DataLoader) -> int | None:
-    """Number of items, or ``None`` when the data cannot say."""
+    """Number of items, or ``None`` when the data cannot say.
+
+    Args:
+        data: a dataset, or a loader (its dataset is measured).
+
+    Returns:
+        ``len`` of the dataset, or ``None`` for one without ``__len__`` (an
+        iterable dataset).
+
+    Examples::
+
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> from captum_akd.distill.batches import dataset_length
+        >>> data = TensorDataset(torch.zeros(10, 3, 8, 8))
+        >>> dataset_length(data), dataset_length(DataLoader(data, batch_size=4))
+        (10, 10)
+    """
     dataset = data.dataset if isinstance(data, DataLoader) else data
     try:
         return len(dataset)
@@ -373,12 +496,35 @@ def probe_batch(
 ) -> tuple[Tensor, Tensor]:
     """A few images and labels read before training, to check the data early.
 
-    Reads the first ``max_items`` items and, for a map-style dataset, up to
-    ``spread`` more spaced evenly through it, so a folder of mixed image sizes
-    fails here rather than in the middle of an epoch.
+    Reads the first ``max_items`` items and, for a map-style dataset without
+    ``image_size``, up to ``spread`` more spaced evenly through it, so a
+    folder of mixed image sizes fails here rather than in the middle of an
+    epoch.
+
+    Args:
+        data: the training or validation dataset or loader.
+        image_size: ``(H, W)`` the images will be resized to, or ``None``.
+        where: the argument's name for error messages.
+        max_items: how many items to return.
+        spread: how many further items to check the size of.
 
     Returns:
-        ``(images, labels)`` of the first items (at most ``max_items``).
+        ``(images, labels)`` of the first items (at most ``max_items``):
+        ``n x C x H x W`` floats and ``n`` labels (``-1`` for none).
+
+    Raises:
+        ValueError: if the data is empty, images differ in size without
+            ``image_size``, or hold NaN or infinite values.
+        TypeError: for items that are not image tensors.
+
+    Examples::
+
+        >>> from torch.utils.data import TensorDataset
+        >>> from captum_akd.distill.batches import probe_batch
+        >>> data = TensorDataset(torch.randn(10, 3, 8, 8), torch.arange(10) % 3)
+        >>> images, labels = probe_batch(data, None, "train_data", max_items=4)
+        >>> images.shape, labels
+        (torch.Size([4, 3, 8, 8]), tensor([0, 1, 2, 0]))
     """
     length = dataset_length(data)
     if length == 0:

@@ -23,7 +23,22 @@ from captum_akd.models import AttentiveStudent
 
 @dataclass(frozen=True)
 class DataInfo:
-    """What the probe learnt about the training data and the black box."""
+    """What the probe learnt about the training data and the black box.
+
+    Attributes:
+        length: the number of training items, or ``None`` when the data cannot
+            say.
+        image_shape: ``(C, H, W)`` of the probed images (after resizing).
+        num_classes: ``K``, the black box's number of logits.
+        labels_digest: 16 hex digits of SHA-256 over the probed items' labels,
+            so a resumed run notices other data.
+
+    Examples::
+
+        >>> info = preflight(net, data, None, student, None, torch.device("cpu"))
+        >>> info.length, info.image_shape, info.num_classes
+        (6, (3, 8, 8), 3)
+    """
 
     length: int | None
     image_shape: tuple[int, int, int]
@@ -31,12 +46,34 @@ class DataInfo:
     labels_digest: str
 
     def fingerprint(self) -> dict[str, Any]:
+        """The part of this information a resumed run must share with the saved one.
+
+        Returns:
+            ``{"length", "image_shape", "labels_digest"}`` as JSON-serialisable
+            values.
+        """
         return {"length": self.length, "image_shape": list(self.image_shape),
                 "labels_digest": self.labels_digest}
 
 
 def normalise_image_size(image_size: Any) -> tuple[int, int] | None:
-    """``None``, an int or an ``(H, W)`` pair as ``(H, W)``."""
+    """Read ``None``, an int or an ``(H, W)`` pair as ``(H, W)``.
+
+    Args:
+        image_size: ``None``, an int ``s`` for ``s x s``, or a pair of ints.
+
+    Returns:
+        ``(H, W)`` as ints, or ``None``.
+
+    Raises:
+        ValueError: for anything else or a size below 1.
+
+    Examples::
+
+        >>> from captum_akd.distill.checks import normalise_image_size
+        >>> normalise_image_size(32), normalise_image_size([64, 48]), normalise_image_size(None)
+        ((32, 32), (64, 48), None)
+    """
     if image_size is None:
         return None
     if isinstance(image_size, int) and not isinstance(image_size, bool):
@@ -51,12 +88,46 @@ def normalise_image_size(image_size: Any) -> tuple[int, int] | None:
 
 
 def check_batch_size(batch_size: Any) -> None:
+    """Raise unless ``batch_size`` is a positive int.
+
+    Args:
+        batch_size: the value to check; a bool is not accepted.
+
+    Raises:
+        ValueError: naming the value.
+
+    Examples::
+
+        >>> from captum_akd.distill.checks import check_batch_size
+        >>> check_batch_size(0)
+        Traceback (most recent call last):
+        ...
+        ValueError: `batch_size` must be a positive int; got 0
+    """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive int; got {batch_size!r}")
 
 
 def known_labels(data: Dataset | DataLoader) -> Tensor | None:
-    """Every label of a dataset that lists them (``targets``, or a ``TensorDataset``)."""
+    """Every label of a dataset that lists them (``targets``, or a ``TensorDataset``).
+
+    Args:
+        data: a dataset or a loader (its dataset is read). A
+            :class:`~torch.utils.data.Subset` gives its own items' labels.
+
+    Returns:
+        A 1-D integer tensor with one label per item, or ``None`` when the
+        dataset has no ``targets`` attribute (nor a second tensor of a
+        ``TensorDataset``) or they are not 1-D integers.
+
+    Examples::
+
+        >>> from torch.utils.data import Subset, TensorDataset
+        >>> from captum_akd.distill.checks import known_labels
+        >>> data = TensorDataset(torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2]))
+        >>> known_labels(Subset(data, [1, 2]))
+        tensor([1, 2])
+    """
     dataset = data.dataset if isinstance(data, DataLoader) else data
     if isinstance(dataset, Subset):
         labels = known_labels(dataset.dataset)
@@ -97,8 +168,33 @@ def preflight(
     outside ``[0, K)``, and validation images of another size than training
     images.
 
+    Args:
+        forward_func: the black box, ``N x C x H x W -> N x K`` logits.
+        train_data: the training dataset or loader.
+        val_data: the held-out dataset or loader, or ``None``.
+        student: the student to be distilled.
+        image_size: ``(H, W)`` images will be resized to, or ``None``.
+        device: where the black box is called.
+
     Returns:
         The :class:`DataInfo` of the training data.
+
+    Raises:
+        TypeError: if ``forward_func`` is not callable, ``student`` is not an
+            :class:`~captum_akd.models.AttentiveStudent`, or the images are not
+            floating point.
+        ValueError: for every other mismatch listed above.
+
+    Examples::
+
+        >>> from torch.utils.data import TensorDataset
+        >>> from captum_akd.distill.checks import preflight
+        >>> from captum_akd.models import cifar_resnet_student
+        >>> data = TensorDataset(torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2]))
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 3))
+        >>> student = cifar_resnet_student(depth=8, num_classes=3)
+        >>> preflight(net, data, None, student, None, torch.device("cpu")).num_classes
+        3
     """
     if not callable(forward_func):
         raise TypeError(

@@ -143,6 +143,11 @@ class DistillConfig(_Optimization):
             raise ValueError(f"`eval_every` must be an int >= 0; got {self.eval_every!r}")
 
     def resolved_lr(self) -> float:
+        """The peak learning rate, with ``lr=None`` resolved for the optimizer.
+
+        Returns:
+            ``lr`` if set, else 2e-3 for AdamW and 0.05 for SGD.
+        """
         if self.lr is not None:
             return self.lr
         return 2e-3 if self.optimizer == "adamw" else 0.05
@@ -176,6 +181,12 @@ class ExplainerConfig(_Optimization):
             likely class after the prediction) or ``"random"``. Default: ``"second"``.
         blur_kernel: Gaussian kernel of the blurred baseline ``b``. Default: 11.
         blur_sigma: its standard deviation. Default: 5 (as the insertion metric).
+
+    Examples::
+
+        >>> config = ExplainerConfig(epochs=5, optimizer="sgd")
+        >>> config.resolved_lr(), config.resolved_weight_decay()
+        (0.02, 0.0005)
     """
 
     epochs: int = 10
@@ -208,11 +219,21 @@ class ExplainerConfig(_Optimization):
         _positive(self.blur_sigma, "blur_sigma")
 
     def resolved_lr(self) -> float:
+        """The peak learning rate, with ``lr=None`` resolved for the optimizer.
+
+        Returns:
+            ``lr`` if set, else 2e-3 for AdamW and 0.02 for SGD.
+        """
         if self.lr is not None:
             return self.lr
         return 2e-3 if self.optimizer == "adamw" else 0.02
 
     def resolved_weight_decay(self) -> float:
+        """The weight decay, with ``weight_decay=None`` resolved for the optimizer.
+
+        Returns:
+            ``weight_decay`` if set, else 1e-4 for AdamW and 5e-4 for SGD.
+        """
         if self.weight_decay is not None:
             return self.weight_decay
         return 1e-4 if self.optimizer == "adamw" else 5e-4
@@ -226,7 +247,26 @@ def resolve_config(
 ) -> ConfigT:
     """Build a config from a config object or dict plus keyword overrides.
 
-    Raises a ``TypeError`` naming the valid fields for an unknown keyword.
+    Args:
+        cls: :class:`DistillConfig` or :class:`ExplainerConfig`.
+        config: an instance of ``cls``, a dict of its fields, or ``None`` for
+            the defaults.
+        overrides: fields that replace those of ``config``.
+
+    Returns:
+        A new, validated ``cls`` instance.
+
+    Raises:
+        TypeError: for a ``config`` of another type, or an unknown field
+            (the message lists the valid ones).
+        ValueError: for an invalid value (from the config's own checks).
+
+    Examples::
+
+        >>> from captum_akd.distill.config import DistillConfig, resolve_config
+        >>> config = resolve_config(DistillConfig, {"epochs": 5}, {"lr": 1e-3})
+        >>> config.epochs, config.lr
+        (5, 0.001)
     """
     if config is None:
         base: dict[str, Any] = {}

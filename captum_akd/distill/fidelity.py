@@ -28,12 +28,29 @@ CACHE_LIMIT = 50_000_000
 class HeldOut:
     """Held-out batches with the black box's logits computed once and cached.
 
+    The logits of the first pass are kept on the CPU when they fit in
+    ``CACHE_LIMIT`` floats, so later reports call the black box only on
+    masked images.
+
     Args:
         loader: an unshuffled :class:`EpochLoader` (each process reads a shard).
         forward_func: the black box.
         device: where batches go.
         limit: use at most this many images per process.
         split: how to name the data in reports (``"val"`` or ``"train"``).
+
+    Examples::
+
+        >>> from torch.utils.data import TensorDataset
+        >>> from captum_akd.distill.batches import EpochLoader
+        >>> from captum_akd.distill.distributed import setup
+        >>> from captum_akd.distill.fidelity import HeldOut
+        >>> ctx = setup("cpu")
+        >>> target = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 3))
+        >>> data = TensorDataset(torch.randn(8, 3, 16, 16), torch.arange(8) % 3)
+        >>> held_out = HeldOut(EpochLoader(data, 4, ctx, shuffle=False), target.eval(), ctx.device)
+        >>> [tuple(logits.shape) for images, labels, logits in held_out.batches()]
+        [(4, 3), (4, 3)]
     """
 
     def __init__(
@@ -52,7 +69,16 @@ class HeldOut:
         self._cache: list[Tensor] | None = None
 
     def batches(self):
-        """Yield ``(images, labels, target_logits)`` on the device."""
+        """Iterate over the held-out data with the black box's logits.
+
+        Every pass reads the same batches in the same order (epoch 0 of the
+        loader), cut to ``limit`` images.
+
+        Yields:
+            ``(images, labels, target_logits)`` on the device: ``n x C x H x W``
+            images, ``n`` labels (``-1`` for none) and the black box's ``n x K``
+            float32 logits.
+        """
         cached = self._cache
         fill: list[Tensor] | None = [] if cached is None else None
         seen, stored = 0, 0
@@ -86,11 +112,28 @@ def student_fidelity(
 ) -> dict[str, float | int | str | None]:
     """Top-1 agreement and KL between the student and the black box.
 
+    The student is evaluated in eval mode (its mode is restored after); the
+    sums are reduced over all processes.
+
+    Args:
+        student: the distilled student.
+        held_out: the held-out data and the black box's cached logits.
+        ctx: the process's distributed context.
+
     Returns:
         ``{"split", "images", "top1_agreement", "kl", "student_accuracy",
         "target_accuracy"}``; ``kl`` is the mean ``KL(p_target || p_student)``
         at temperature 1 in nats; the accuracies use the data's labels and
         are ``None`` without them.
+
+    Examples::
+
+        >>> from captum_akd.distill.fidelity import student_fidelity
+        >>> from captum_akd.models import cifar_resnet_student
+        >>> student = cifar_resnet_student(depth=8, num_classes=3)
+        >>> report = student_fidelity(student, held_out, ctx)   # from HeldOut's example
+        >>> report["split"], report["images"], 0 <= report["top1_agreement"] <= 1
+        ('val', 8, True)
     """
     was_training = student.training
     student.eval()
@@ -136,6 +179,19 @@ def explainer_fidelity(
 ) -> dict[str, float | int | str]:
     """How much class score the maps keep and remove, for the black box's class.
 
+    ``M`` is the explainer's map for the black box's predicted class ``c``
+    and ``b`` the Gaussian-blurred image. Both networks are evaluated in
+    eval mode (their modes are restored after); the sums are reduced over
+    all processes.
+
+    Args:
+        student: the distilled student.
+        explainer: the explanation network trained on it.
+        held_out: the held-out data and the black box's cached logits.
+        ctx: the process's distributed context.
+        blur_kernel: size of the Gaussian kernel of ``b``.
+        blur_sigma: its standard deviation.
+
     Returns:
         ``{"split", "images", "mask_mean", "student_score",
         "student_score_preserved", "student_score_deleted", "student_retained",
@@ -145,6 +201,15 @@ def explainer_fidelity(
         ``M * x + (1 - M) * b`` and on ``(1 - M) * x + M * b``; ``retained`` is
         preserved / original and ``lost`` is 1 - deleted / original (ratios of
         the means).
+
+    Examples::
+
+        >>> from captum_akd.distill.fidelity import explainer_fidelity
+        >>> from captum_akd.models import ExplanationNet
+        >>> explainer = ExplanationNet.for_student(student, width=8)
+        >>> report = explainer_fidelity(student, explainer, held_out, ctx)
+        >>> report["images"], 0 <= report["mask_mean"] <= 1
+        (8, True)
     """
     was_training = student.training, explainer.training
     student.eval()

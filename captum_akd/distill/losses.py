@@ -32,7 +32,13 @@ def hard_labels(labels: Tensor, teacher_logits: Tensor) -> Tensor:
         teacher_logits: ``N x K`` black-box logits.
 
     Returns:
-        ``N`` class indices.
+        ``N`` class indices (long), on the logits' device.
+
+    Examples::
+
+        >>> from captum_akd.distill.losses import hard_labels
+        >>> hard_labels(torch.tensor([-1, 1]), torch.tensor([[0.1, 2.0], [3.0, 0.0]]))
+        tensor([1, 1])
     """
     predicted = teacher_logits.argmax(dim=1)
     return torch.where(labels >= 0, labels.to(predicted.device), predicted)
@@ -107,6 +113,15 @@ def preserve_loss(logits: Tensor, classes: Tensor) -> Tensor:
     Args:
         logits: ``N x K`` student logits on the masked images.
         classes: ``N`` explained classes.
+
+    Returns:
+        A scalar: the cross-entropy averaged over the batch.
+
+    Examples::
+
+        >>> from captum_akd.distill.losses import preserve_loss
+        >>> preserve_loss(torch.zeros(2, 4), torch.tensor([0, 3]))   # log(4)
+        tensor(1.3863)
     """
     return F.cross_entropy(logits, classes)
 
@@ -120,6 +135,17 @@ def destroy_loss(logits: Tensor, classes: Tensor) -> Tensor:
     Args:
         logits: ``N x K`` student logits on the images with the mask removed.
         classes: ``N`` explained classes.
+
+    Returns:
+        A scalar: ``-log(1 - p(c))`` averaged over the batch.
+
+    Examples::
+
+        >>> from captum_akd.distill.losses import destroy_loss
+        >>> destroy_loss(torch.zeros(2, 4), torch.tensor([0, 3]))   # -log(3 / 4)
+        tensor(0.2877)
+        >>> destroy_loss(torch.tensor([[0.0, 30.0]]), torch.tensor([1]))   # p(c) ~ 1
+        tensor(30.)
     """
     others = logits.scatter(1, classes[:, None], float("-inf"))
     return (torch.logsumexp(logits, dim=1) - torch.logsumexp(others, dim=1)).mean()
@@ -168,6 +194,13 @@ def tv_loss(mask: Tensor) -> Tensor:
 
     Returns:
         A scalar: the mean vertical plus the mean horizontal difference.
+
+    Examples::
+
+        >>> from captum_akd.distill.losses import tv_loss
+        >>> mask = torch.zeros(1, 1, 2, 2); mask[..., 0, :] = 1   # top row on
+        >>> tv_loss(mask)
+        tensor(1.)
     """
     dy = (mask[..., 1:, :] - mask[..., :-1, :]).abs().mean()
     dx = (mask[..., :, 1:] - mask[..., :, :-1]).abs().mean()
@@ -198,6 +231,14 @@ def explainer_loss(
     Returns:
         ``{"loss", "preserve", "destroy", "area", "tv"}`` scalars (the parts
         unweighted).
+
+    Examples::
+
+        >>> from captum_akd.distill.losses import explainer_loss
+        >>> logits, mask = torch.zeros(2, 4), torch.full((2, 1, 4, 4), 0.5)
+        >>> parts = explainer_loss(logits, logits, mask, torch.tensor([0, 3]))
+        >>> {name: round(value.item(), 4) for name, value in parts.items()}
+        {'loss': 2.174, 'preserve': 1.3863, 'destroy': 0.2877, 'area': 0.5, 'tv': 0.0}
     """
     parts = {
         "preserve": preserve_loss(logits_preserved, classes),

@@ -20,14 +20,28 @@ from captum_akd.models import AttentiveStudent
 
 
 def grid_cells(maps: Tensor, grid: int) -> Tensor:
-    """Cut ``N x 1 x h x w`` maps into ``grid x grid`` cells.
+    """Cut ``N x C x h x w`` maps into ``grid x grid`` cells.
 
     The grid is reduced so every cell has at least 2 x 2 pixels (a Pearson
     correlation needs some spread), and maps whose sides are not multiples of
-    it are resized up to the next multiple first.
+    it are bilinearly resized up to the next multiple first.
+
+    Args:
+        maps: ``N x C x h x w`` maps (attention maps have ``C = 1``).
+        grid: the requested number of cells ``k`` per side.
 
     Returns:
-        ``N x G x P``: ``G = g * g`` cells of ``P`` pixels each.
+        ``N x G x P``: ``G = g * g`` cells (``g = min(k, h // 2, w // 2)``, at
+        least 1), row by row, of ``P = C * ceil(h / g) * ceil(w / g)`` pixels
+        each.
+
+    Examples::
+
+        >>> from captum_akd.distill.mutual import grid_cells
+        >>> grid_cells(torch.rand(2, 1, 8, 8), 2).shape
+        torch.Size([2, 4, 16])
+        >>> grid_cells(torch.rand(2, 1, 3, 3), 4).shape   # too small: one cell
+        torch.Size([2, 1, 9])
     """
     n, c, h, w = maps.shape
     g = max(1, min(grid, h // 2, w // 2))
@@ -39,7 +53,23 @@ def grid_cells(maps: Tensor, grid: int) -> Tensor:
 
 
 def pearson(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
-    """Pearson correlation along the last dimension (0 where either is constant)."""
+    """Pearson correlation along the last dimension (0 where either is constant).
+
+    Args:
+        a: ``... x P`` values.
+        b: ``... x P`` values, the same shape as ``a``.
+        eps: added to the denominator, so constant inputs give 0, not NaN.
+
+    Returns:
+        The ``...`` correlations, each in [-1, 1].
+
+    Examples::
+
+        >>> from captum_akd.distill.mutual import pearson
+        >>> pearson(torch.tensor([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]]),
+        ...         torch.tensor([[2.0, 4.0, 6.0], [3.0, 2.0, 1.0]]))
+        tensor([1., 0.])
+    """
     a = a - a.mean(dim=-1, keepdim=True)
     b = b - b.mean(dim=-1, keepdim=True)
     cov = (a * b).sum(dim=-1)
@@ -63,8 +93,9 @@ def local_attention_loss(
     Examples::
 
         >>> maps = [torch.rand(2, 1, 8, 8)]
-        >>> local_attention_loss(maps, [3 * m + 1 for m in maps], grid=2)
-        tensor(0.)
+        >>> loss = local_attention_loss(maps, [3 * m + 1 for m in maps], grid=2)
+        >>> abs(loss.item()) < 1e-6      # the same pattern up to scale and offset
+        True
     """
     if len(maps_a) != len(maps_b):
         raise ValueError(
@@ -83,9 +114,22 @@ def local_attention_loss(
 def mutual_kl(logits_a: Tensor, logits_b: Tensor, temperature: float) -> Tensor:
     """Each student learns the other's softened prediction (the other held fixed).
 
+    Args:
+        logits_a: student A's ``N x K`` logits.
+        logits_b: student B's ``N x K`` logits.
+        temperature: ``T > 0``.
+
     Returns:
-        ``T^2 * (KL(p_b || p_a) + KL(p_a || p_b))`` with the target side
-        detached in each term.
+        A scalar, ``T^2 * (KL(p_b || p_a) + KL(p_a || p_b))`` averaged over the
+        batch, with the target side detached in each term (see
+        :func:`~captum_akd.distill.losses.distillation_kl`).
+
+    Examples::
+
+        >>> from captum_akd.distill.mutual import mutual_kl
+        >>> logits = torch.randn(2, 10)
+        >>> mutual_kl(logits, logits, temperature=4.0)
+        tensor(0.)
     """
     return distillation_kl(logits_a, logits_b, temperature) + distillation_kl(
         logits_b, logits_a, temperature
@@ -95,8 +139,21 @@ def mutual_kl(logits_a: Tensor, logits_b: Tensor, temperature: float) -> Tensor:
 class StudentPair(nn.Module):
     """Two students run on the same batch (one module, so DDP syncs both).
 
+    Args:
+        student: the student being distilled (the one kept).
+        peer: the second student, with as many stages and classes.
+
     Shape:
         ``N x C x H x W`` to ``(logits_a, logits_b, attention_a, attention_b)``.
+
+    Examples::
+
+        >>> from captum_akd.distill.mutual import StudentPair
+        >>> from captum_akd.models import cifar_resnet_student
+        >>> pair = StudentPair(cifar_resnet_student(depth=8), cifar_resnet_student(depth=14))
+        >>> logits_a, logits_b, attention_a, attention_b = pair(torch.randn(2, 3, 16, 16))
+        >>> logits_a.shape, [tuple(a.shape) for a in attention_b]
+        (torch.Size([2, 10]), [(2, 1, 16, 16), (2, 1, 8, 8), (2, 1, 4, 4)])
     """
 
     def __init__(self, student: AttentiveStudent, peer: AttentiveStudent) -> None:
@@ -105,13 +162,45 @@ class StudentPair(nn.Module):
         self.peer = peer
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, list[Tensor], list[Tensor]]:
+        """Run both students on ``images``.
+
+        Args:
+            images: ``N x C x H x W`` images.
+
+        Returns:
+            ``(logits_a, logits_b, attention_a, attention_b)``: each student's
+            ``N x K`` logits and its list of ``N x 1 x h_l x w_l`` spatial
+            attention maps, one per stage (shallow to deep).
+        """
         out_a = self.student.forward_features(images)
         out_b = self.peer.forward_features(images)
         return out_a.logits, out_b.logits, out_a.attention, out_b.attention
 
 
 def check_peer(student: AttentiveStudent, peer: AttentiveStudent) -> None:
-    """Raise unless ``peer`` can be trained with ``student`` by mutual transfer."""
+    """Raise unless ``peer`` can be trained with ``student`` by mutual transfer.
+
+    Args:
+        student: the student being distilled.
+        peer: the proposed second student.
+
+    Raises:
+        TypeError: if ``peer`` is not an
+            :class:`~captum_akd.models.AttentiveStudent`.
+        ValueError: if ``peer`` is ``student`` itself, or has another number
+            of classes or of stages.
+
+    Examples::
+
+        >>> from captum_akd.distill.mutual import check_peer
+        >>> from captum_akd.models import cifar_resnet_student
+        >>> student = cifar_resnet_student(depth=8)
+        >>> check_peer(student, cifar_resnet_student(depth=14))
+        >>> check_peer(student, student)
+        Traceback (most recent call last):
+        ...
+        ValueError: `peer` must be a second student, not `student` itself
+    """
     if not isinstance(peer, AttentiveStudent):
         raise TypeError(f"`peer` must be an AttentiveStudent; got {type(peer).__name__}")
     if peer is student:

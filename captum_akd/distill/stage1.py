@@ -41,6 +41,20 @@ class StudentResult:
         history: one dict of mean training losses (and validation agreement)
             per epoch.
         peer: the second student of a mutual-transfer run, else ``None``.
+
+    Examples::
+
+        >>> from torch.utils.data import TensorDataset
+        >>> from captum_akd.distill import distill_student
+        >>> from captum_akd.models import cifar_resnet_student
+        >>> target = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 3))
+        >>> data = TensorDataset(torch.randn(16, 3, 16, 16), torch.arange(16) % 3)
+        >>> result = distill_student(target.eval(), data, epochs=1, batch_size=8, quiet=True,
+        ...                          student=cifar_resnet_student(depth=8, num_classes=3))
+        >>> result.student.training, sorted(result.history[0])
+        (False, ['ce', 'epoch', 'kd', 'loss', 'train_agreement', 'train_kl'])
+        >>> result.report["split"], result.report["images"], result.peer
+        ('train', 16, None)
     """
 
     student: AttentiveStudent
@@ -56,7 +70,32 @@ def held_out_set(
     settings: RunSettings,
     ctx: DistContext,
 ) -> HeldOut:
-    """``val_data``, or the first training images when there is none."""
+    """The data for fidelity reports: ``val_data``, or the first training images.
+
+    Args:
+        forward_func: the black box.
+        train_data: the training dataset or loader.
+        val_data: the held-out dataset or loader, or ``None``.
+        settings: batch size, image size, seed and workers of the run.
+        ctx: the process's distributed context.
+
+    Returns:
+        A :class:`~captum_akd.distill.fidelity.HeldOut` over ``val_data``
+        (split ``"val"``, every image), or without it over the first 1024
+        training images in all (split ``"train"``; each process reads its share).
+
+    Examples::
+
+        >>> from torch.utils.data import TensorDataset
+        >>> from captum_akd.distill.distributed import setup
+        >>> from captum_akd.distill.loop import RunSettings
+        >>> from captum_akd.distill.stage1 import held_out_set
+        >>> target = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 3))
+        >>> data = TensorDataset(torch.randn(8, 3, 16, 16), torch.arange(8) % 3)
+        >>> held_out = held_out_set(target, data, None, RunSettings(batch_size=4), setup("cpu"))
+        >>> held_out.split, held_out.limit
+        ('train', 1024)
+    """
     data = val_data if val_data is not None else train_data
     loader = EpochLoader(data, settings.batch_size, ctx, settings.seed, shuffle=False,
                          image_size=settings.image_size, num_workers=settings.num_workers,
@@ -69,7 +108,28 @@ def held_out_set(
 def checkpoint_metadata(
     state: TrainingState, settings: RunSettings, input_size: tuple[int, int]
 ) -> dict[str, Any]:
-    """The checkpoint's JSON metadata: fidelity reports and how the run was made."""
+    """The checkpoint's JSON metadata: fidelity reports and how the run was made.
+
+    Args:
+        state: the run's training state (stage, epochs done, reports,
+            fingerprints).
+        settings: the run's settings (for the normalization).
+        input_size: ``(H, W)`` the networks were trained at.
+
+    Returns:
+        A JSON-serialisable dict with ``"input_size"``, ``"normalization"``,
+        ``"fidelity"``, ``"training"``, ``"stage"``, ``"epochs_done"`` and
+        ``"complete"``.
+
+    Examples::
+
+        >>> from captum_akd.distill.loop import RunSettings
+        >>> from captum_akd.distill.stage1 import checkpoint_metadata
+        >>> from captum_akd.distill.state import TrainingState
+        >>> meta = checkpoint_metadata(TrainingState(epoch=2), RunSettings(), (32, 32))
+        >>> meta["input_size"], meta["stage"], meta["epochs_done"], meta["complete"]
+        ([32, 32], 'student', 2, False)
+    """
     return {
         "input_size": list(input_size),
         "normalization": settings.normalization,

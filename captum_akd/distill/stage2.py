@@ -48,7 +48,19 @@ def choose_classes(
         generator: draws which images get another class.
 
     Returns:
-        ``N`` class indices.
+        ``N`` class indices: ``predicted[i]``, or for a share ``fraction`` of
+        the images (drawn independently) the alternative class.
+
+    Examples::
+
+        >>> from captum_akd.distill.stage2 import choose_classes
+        >>> predicted = torch.tensor([0, 1, 2])
+        >>> logits = torch.tensor([[3.0, 2.0, 0.0], [0.0, 3.0, 1.0], [1.0, 0.0, 3.0]])
+        >>> generator = torch.Generator().manual_seed(0)
+        >>> choose_classes(predicted, logits, 1.0, "second", generator)   # always the other
+        tensor([1, 2, 0])
+        >>> choose_classes(predicted, logits, 0.0, "second", generator)   # never
+        tensor([0, 1, 2])
     """
     n, k = student_logits.shape
     other = (torch.rand(n, generator=generator) < fraction).to(predicted.device)

@@ -90,7 +90,24 @@ def _decode(value: Any, tensors: Mapping[str, Tensor]) -> Any:
 
 
 def module_digest(module: nn.Module) -> str:
-    """SHA-256 over a module's state dict (names, shapes, dtypes and values)."""
+    """SHA-256 over a module's state dict (names, shapes, dtypes and values).
+
+    Entries are hashed in sorted name order, on the CPU, so the digest does not
+    depend on the device or on the order modules were registered in.
+
+    Args:
+        module: any :class:`torch.nn.Module`.
+
+    Returns:
+        The 64-character hexadecimal digest.
+
+    Examples::
+
+        >>> from captum_akd.distill.state import module_digest
+        >>> layer = torch.nn.Linear(2, 2)
+        >>> len(module_digest(layer)), module_digest(layer) == module_digest(torch.nn.Linear(2, 2))
+        (64, False)
+    """
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         t = tensor.detach().to("cpu").contiguous().reshape(-1)
@@ -100,13 +117,52 @@ def module_digest(module: nn.Module) -> str:
 
 
 def normalise_json(value: Any) -> Any:
-    """``value`` as it reads back from JSON (tuples become lists, ...)."""
+    """Return ``value`` as it reads back from JSON (tuples become lists, ...).
+
+    Used to compare a configuration fingerprint with one loaded from
+    ``training_state.json``.
+
+    Args:
+        value: any JSON-serialisable value.
+
+    Returns:
+        ``json.loads(json.dumps(value, sort_keys=True))``.
+
+    Raises:
+        TypeError: if ``value`` holds something JSON cannot encode.
+
+    Examples::
+
+        >>> from captum_akd.distill.state import normalise_json
+        >>> normalise_json({"size": (32, 32), "b": 1})
+        {'b': 1, 'size': [32, 32]}
+    """
     return json.loads(json.dumps(value, sort_keys=True))
 
 
 def fingerprint_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
                             prefix: str = "") -> list[str]:
-    """Human-readable ``key: saved -> current`` lines where two fingerprints differ."""
+    """List, readably, where two configuration fingerprints differ.
+
+    Nested mappings are compared key by key, their keys joined with dots; a
+    key missing on one side shows as ``'<absent>'``.
+
+    Args:
+        saved: the fingerprint stored in the checkpoint.
+        current: the fingerprint of the run being started.
+        prefix: prepended to every key (used for the recursion).
+
+    Returns:
+        One ``"key: saved in the checkpoint, current now"`` string per
+        difference, sorted by key; empty when they agree.
+
+    Examples::
+
+        >>> from captum_akd.distill.state import fingerprint_differences
+        >>> fingerprint_differences({"lr": 0.1, "crop": {"padding": 4}},
+        ...                         {"lr": 0.1, "crop": {"padding": 2}})
+        ['crop.padding: 4 in the checkpoint, 2 now']
+    """
     lines = []
     for key in sorted(set(saved) | set(current)):
         a, b = saved.get(key, "<absent>"), current.get(key, "<absent>")
@@ -131,6 +187,15 @@ class TrainingState:
         history: per stage, one dict of mean losses (and validation
             numbers) per epoch.
         reports: per stage, the fidelity report made when it finished.
+
+    Examples::
+
+        >>> from captum_akd.distill.state import TrainingState
+        >>> data = TrainingState(stage="student", epoch=3).to_json()
+        >>> data["format"], data["epoch"]
+        ('captum-akd-training', 3)
+        >>> TrainingState.from_json(data, "training_state.json").epoch
+        3
     """
 
     stage: str = "student"
@@ -141,6 +206,11 @@ class TrainingState:
     reports: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form written to ``training_state.json``.
+
+        Returns:
+            A dict with the format name and version and every field.
+        """
         return {
             "format": STATE_FORMAT,
             "format_version": STATE_VERSION,
@@ -154,6 +224,19 @@ class TrainingState:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str) -> TrainingState:
+        """Read a state back from the dict :meth:`to_json` wrote.
+
+        Args:
+            data: the parsed ``training_state.json``.
+            where: how to name the file in error messages.
+
+        Returns:
+            A new :class:`TrainingState`.
+
+        Raises:
+            ValueError: if ``data`` is not a captum-akd training state or was
+                written by a newer format version.
+        """
         if data.get("format") != STATE_FORMAT or data.get("stage") not in STAGES:
             raise ValueError(f"`out`: {where} is not a captum-akd training state")
         if data.get("format_version", 0) > STATE_VERSION:
@@ -172,7 +255,25 @@ class TrainingState:
 
 @dataclass
 class Resumed:
-    """A stage's saved progress, read back from a run directory."""
+    """A stage's saved progress, read back from a run directory.
+
+    Attributes:
+        state: the saved :class:`TrainingState`.
+        student: the student's state dict.
+        explainer: the explainer's state dict.
+        peer: the peer student's state dict in a mutual-transfer run, else
+            ``None``.
+        optimizer: the optimizer's state dict, or ``None`` if none was saved.
+        scheduler: the learning-rate scheduler's state dict, or ``None``.
+        scaler: the AMP gradient scaler's state dict, or ``None`` (no AMP).
+
+    Examples::
+
+        >>> # the run saved in the RunDir example
+        >>> resumed = RunDir("run", resume=True, overwrite=False, ctx=setup("cpu")).load()
+        >>> resumed.state.stage, resumed.state.epoch, resumed.peer is None
+        ('student', 1, True)
+    """
 
     state: TrainingState
     student: dict[str, Tensor]
@@ -188,8 +289,8 @@ class RunDir:
 
     All checks happen here, before any training: an ``out`` that exists
     without ``resume`` or ``overwrite``, an ``out`` that is not a checkpoint,
-    ``resume`` without ``out``, and (in :meth:`resume_point`) a checkpoint
-    made by another configuration.
+    ``resume`` without ``out``, and (in :meth:`check_fingerprint`) a
+    checkpoint made by another configuration.
 
     Args:
         out: the directory, or ``None`` for no checkpoints.
@@ -197,6 +298,28 @@ class RunDir:
             new run).
         overwrite: replace what is there and start over.
         ctx: the process's distributed context (only rank 0 writes).
+
+    Raises:
+        FileExistsError: if ``out`` is a file, a folder that is not a
+            checkpoint, or a checkpoint while neither ``resume`` nor
+            ``overwrite`` is set.
+        ValueError: for ``resume`` without ``out``, or a checkpoint without a
+            readable training state.
+
+    Examples::
+
+        >>> from captum_akd.distill.distributed import setup
+        >>> from captum_akd.distill.state import RunDir
+        >>> from captum_akd.models import ExplanationNet, cifar_resnet_student
+        >>> student = cifar_resnet_student(depth=8, num_classes=3)
+        >>> explainer = ExplanationNet.for_student(student, width=8)
+        >>> run = RunDir("run", resume=False, overwrite=False, ctx=setup("cpu"))
+        >>> run.state.fingerprints["student"] = {"lr": 0.1}
+        >>> run.state.epoch = 1
+        >>> run.save(student, explainer, metadata={})
+        >>> again = RunDir("run", resume=True, overwrite=False, ctx=setup("cpu"))
+        >>> again.stage_status("student"), again.stage_status("explainer")
+        ('partial', 'new')
     """
 
     def __init__(
@@ -248,10 +371,21 @@ class RunDir:
 
     @property
     def enabled(self) -> bool:
+        """Whether checkpoints are written (``out`` was given)."""
         return self.path is not None
 
     def check_fingerprint(self, stage: str, fingerprint: Mapping[str, Any]) -> None:
-        """Raise if the saved run of ``stage`` was made by another configuration."""
+        """Raise if the saved run of ``stage`` was made by another configuration.
+
+        Nothing is checked for a new run or a stage the saved run never started.
+
+        Args:
+            stage: ``"student"`` or ``"explainer"``.
+            fingerprint: the configuration of the run being started.
+
+        Raises:
+            ValueError: listing (up to six of) the differences.
+        """
         if self.saved is None or stage not in self.saved.fingerprints:
             return
         differences = fingerprint_differences(
@@ -267,7 +401,16 @@ class RunDir:
             )
 
     def stage_status(self, stage: str) -> str:
-        """``"new"``, ``"partial"`` or ``"complete"`` for ``stage`` in the saved run."""
+        """How far the saved run got with ``stage``.
+
+        Args:
+            stage: ``"student"`` or ``"explainer"``.
+
+        Returns:
+            ``"new"`` (not started, or no saved run), ``"partial"`` (saved during
+            the stage) or ``"complete"`` (the stage finished, or a later stage was
+            saved).
+        """
         saved = self.saved
         if saved is None or stage not in saved.fingerprints:
             return "new"
@@ -277,7 +420,14 @@ class RunDir:
         return "complete" if STAGES.index(saved.stage) > STAGES.index(stage) else "new"
 
     def load(self) -> Resumed:
-        """Read the weights and optimizer state of the saved run."""
+        """Read the weights and optimizer state of the saved run.
+
+        Only valid when the directory was opened with ``resume=True`` and holds a
+        run.
+
+        Returns:
+            A :class:`Resumed` with the state dicts on the CPU.
+        """
         assert self.path is not None and self.saved is not None
         config = read_config(self.path)
         student = read_weights(self.path, STUDENT_FILE, config)
@@ -310,7 +460,21 @@ class RunDir:
         scaler: Any = None,
         peer: AttentiveStudent | None = None,
     ) -> None:
-        """Write the checkpoint and :attr:`state` atomically (rank 0 only)."""
+        """Write the checkpoint and :attr:`state` atomically (rank 0 only).
+
+        Does nothing without ``out``. Every process waits at a barrier afterwards,
+        so no process runs ahead of the save.
+
+        Args:
+            student: the student being trained.
+            explainer: the explainer (untrained during stage 1).
+            metadata: the checkpoint's metadata (``config.json``).
+            optimizer: its state dict is saved when given.
+            scheduler: its state dict is saved when given.
+            scaler: an AMP gradient scaler; saved when given and enabled.
+            peer: the second student of a mutual-transfer run, saved to
+                ``peer.safetensors``.
+        """
         if self.path is None:
             return
         if self.ctx.is_main:
@@ -340,6 +504,23 @@ class RunDir:
 
 
 def load_weights(module: nn.Module, state: Mapping[str, Tensor], what: str) -> None:
-    """Load saved weights into ``module`` (on its device), naming any mismatch."""
+    """Load saved weights into ``module`` (on its device), naming any mismatch.
+
+    Args:
+        module: the network to load into; the tensors are moved to the device
+            of its first state-dict entry.
+        state: a state dict, e.g. :attr:`Resumed.student`.
+        what: the network's name for error messages (``"student"``).
+
+    Raises:
+        ValueError: on a missing, unexpected or mis-shaped key.
+
+    Examples::
+
+        >>> from captum_akd.distill.state import load_weights
+        >>> # the run and student of the RunDir example
+        >>> resumed = RunDir("run", resume=True, overwrite=False, ctx=setup("cpu")).load()
+        >>> load_weights(student, resumed.student, "student")
+    """
     device = next(iter(module.state_dict().values())).device
     load_state_strict(module, {k: v.to(device) for k, v in state.items()}, what)

@@ -24,6 +24,18 @@ def warn_if_training(model: Any, name: str = "model") -> None:
     Batch norm in training mode would normalise each batch of perturbed images
     by its own statistics, so every score would depend on what else is in the
     batch; the metrics never switch modes themselves.
+
+    Args:
+        model: the model about to be scored; anything that is not a
+            :class:`torch.nn.Module` (a plain function) never warns.
+        name: the argument's name, used in the warning.
+
+    Examples::
+
+        >>> from captum_akd.metrics._common import warn_if_training
+        >>> net = torch.nn.Linear(4, 2)
+        >>> warn_if_training(net.eval())   # silent
+        >>> warn_if_training(net.train())  # UserWarning: `model` is in training mode; ...
     """
     if isinstance(model, torch.nn.Module) and model.training:
         warnings.warn(
@@ -39,7 +51,30 @@ def target_labels(
     target: Any,
     batch_size: int | None,
 ) -> Tensor:
-    """Class indices ``N`` to score: ``target`` (Captum-style) or the model's prediction."""
+    """Class indices to score: ``target`` (Captum-style) or the model's prediction.
+
+    Args:
+        model: the black box, ``N x C x H x W -> N x K`` logits; called (without
+            gradients) only when ``target`` is ``None``.
+        images: the ``N x C x H x W`` images.
+        target: ``None`` (the model's top class for each image), an int, a list
+            of ``N`` ints or a 0-d / length-``N`` integer tensor.
+        batch_size: call the model on chunks of at most this many images
+            (``None``: all at once).
+
+    Returns:
+        A LongTensor of ``N`` class indices.
+
+    Examples::
+
+        >>> from captum_akd.metrics._common import target_labels
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5))
+        >>> images = torch.rand(2, 3, 4, 4)
+        >>> target_labels(net, images, 3, None)
+        tensor([3, 3])
+        >>> target_labels(net, images, None, None).shape   # the predicted classes
+        torch.Size([2])
+    """
     n = images.shape[0]
     if target is None:
         return call_black_box(model, images, batch_size=batch_size).argmax(dim=1)
@@ -47,7 +82,24 @@ def target_labels(
 
 
 def class_probabilities(logits: Tensor, labels: Tensor) -> Tensor:
-    """Softmax probability of ``labels[i]`` in row ``i`` of ``N x K`` logits, as float32."""
+    """Softmax probability of ``labels[i]`` in row ``i`` of ``N x K`` logits, as float32.
+
+    Args:
+        logits: ``N x K`` logits.
+        labels: ``N`` class indices, each in ``[0, K)``.
+
+    Returns:
+        An ``N`` float32 tensor of probabilities.
+
+    Raises:
+        ValueError: if a class index is out of range.
+
+    Examples::
+
+        >>> from captum_akd.metrics._common import class_probabilities
+        >>> class_probabilities(torch.zeros(2, 4), torch.tensor([0, 3]))
+        tensor([0.2500, 0.2500])
+    """
     check_target_range(labels, logits.shape[1])
     return logits.float().softmax(dim=1).gather(1, labels.view(-1, 1)).squeeze(1)
 
@@ -58,7 +110,26 @@ def score_images(
     labels: Tensor,
     batch_size: int | None,
 ) -> Tensor:
-    """Softmax probability of each image's class, the model called in chunks."""
+    """Softmax probability of each image's class, the model called in chunks.
+
+    Args:
+        model: the black box, ``N x C x H x W -> N x K`` logits (called without
+            gradients).
+        images: the ``N x C x H x W`` images to score.
+        labels: ``N`` class indices.
+        batch_size: call the model on chunks of at most this many images
+            (``None``: all at once).
+
+    Returns:
+        An ``N`` float32 tensor: the probability of ``labels[i]`` for image ``i``.
+
+    Examples::
+
+        >>> from captum_akd.metrics._common import score_images
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5))
+        >>> score_images(net.eval(), torch.rand(2, 3, 4, 4), torch.tensor([0, 1]), 1).shape
+        torch.Size([2])
+    """
     return class_probabilities(call_black_box(model, images, batch_size=batch_size), labels)
 
 
@@ -66,7 +137,28 @@ def format_maps(maps: Any, name: str = "saliency") -> Tensor:
     """Return a batch of maps as a finite floating-point ``N x 1 x H x W`` tensor.
 
     Accepts ``N x H x W``, ``N x 1 x H x W`` or ``N x C x H x W`` (channels
-    averaged, as for :func:`captum_akd._validation.check_saliency`).
+    averaged, as for :func:`captum_akd._validation.check_saliency`); integer
+    maps are converted to float32.
+
+    Args:
+        maps: the batch of maps, ``N > 0``.
+        name: the argument's name, used in error messages.
+
+    Returns:
+        The ``N x 1 x H x W`` floating-point maps.
+
+    Raises:
+        TypeError: if ``maps`` is not a tensor.
+        ValueError: for another number of dimensions, an empty batch or
+            non-finite values.
+
+    Examples::
+
+        >>> from captum_akd.metrics._common import format_maps
+        >>> format_maps(torch.rand(2, 4, 4)).shape
+        torch.Size([2, 1, 4, 4])
+        >>> format_maps(torch.rand(2, 3, 4, 4)).shape
+        torch.Size([2, 1, 4, 4])
     """
     if not isinstance(maps, Tensor):
         raise TypeError(f"`{name}` must be a tensor; got {type(maps).__name__}")
@@ -91,6 +183,23 @@ def upsample_to_inputs(saliency: Any, images: Tensor, name: str = "saliency") ->
     Anything that is not an ``N x [1|C] x h x w`` (or ``N x h x w``) batch of the
     right ``N`` is returned untouched, so that
     :func:`~captum_akd._validation.check_saliency` reports the mistake.
+
+    Args:
+        saliency: the maps to resize, usually ``N x 1 x h x w`` (coarse maps
+            such as Grad-CAM's).
+        images: the ``N x C x H x W`` images the maps explain.
+        name: unused; kept for symmetry with the other helpers.
+
+    Returns:
+        ``N x 1 x H x W`` maps (channels averaged) on ``images``'s device, or
+        ``saliency`` itself when it already has size ``H x W`` or cannot be
+        read as such a batch.
+
+    Examples::
+
+        >>> from captum_akd.metrics._common import upsample_to_inputs
+        >>> upsample_to_inputs(torch.rand(2, 1, 2, 2), torch.rand(2, 3, 8, 8)).shape
+        torch.Size([2, 1, 8, 8])
     """
     if not isinstance(saliency, Tensor) or saliency.dim() not in (3, 4):
         return saliency
@@ -111,6 +220,27 @@ def format_masks(masks: Any, maps: Tensor, name: str = "masks") -> Tensor:
 
     Bool masks are used as they are; numeric masks are thresholded at 0.5, so
     that soft masks from resizing keep the pixels that are mostly inside.
+
+    Args:
+        masks: ``N x H x W`` or ``N x 1 x H x W`` masks, bool or numeric.
+        maps: the ``N x 1 x H x W`` maps they are compared with (see
+            :func:`format_maps`).
+        name: the argument's name, used in error messages.
+
+    Returns:
+        An ``N x H x W`` bool tensor on ``maps``'s device.
+
+    Raises:
+        TypeError: if ``masks`` is not a tensor.
+        ValueError: for a shape that does not match ``maps``, or non-finite
+            floating-point values.
+
+    Examples::
+
+        >>> from captum_akd.metrics._common import format_masks
+        >>> format_masks(torch.tensor([[[0.2, 0.7], [0.5, 0.9]]]), torch.rand(1, 1, 2, 2))
+        tensor([[[False,  True],
+                 [False,  True]]])
     """
     if not isinstance(masks, Tensor):
         raise TypeError(f"`{name}` must be a tensor; got {type(masks).__name__}")

@@ -31,6 +31,14 @@ class ChannelAttention(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        """Compute the channel gate of ``x``.
+
+        Args:
+            x: ``N x C x h x w`` features.
+
+        Returns:
+            The ``N x C x 1 x 1`` gate ``sigmoid(MLP(avgpool(x)) + MLP(maxpool(x)))``.
+        """
         avg = self.mlp(F.adaptive_avg_pool2d(x, 1))
         peak = self.mlp(F.adaptive_max_pool2d(x, 1))
         return torch.sigmoid(avg + peak)
@@ -56,6 +64,14 @@ class SpatialAttention(nn.Module):
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Compute the spatial attention map of ``x``.
+
+        Args:
+            x: ``N x C x h x w`` features.
+
+        Returns:
+            The ``N x 1 x h x w`` map ``sigmoid(conv([mean_c(x), max_c(x)]))``.
+        """
         pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
         return torch.sigmoid(self.conv(pooled))
 
@@ -102,6 +118,15 @@ class CBAM(nn.Module):
         self.gate = nn.Parameter(torch.tensor(0.0 if identity_init else 1.0))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Apply channel then spatial attention, blended with the input by ``gate``.
+
+        Args:
+            x: ``N x C x h x w`` features.
+
+        Returns:
+            ``(out, attention)``: ``out = x + gate * (attended - x)``, ``N x C x h x w``,
+            and the ``N x 1 x h x w`` spatial attention map in [0, 1].
+        """
         refined = x * self.channel(x)
         attention = self.spatial(refined)
         attended = refined * attention

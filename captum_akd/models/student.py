@@ -140,6 +140,15 @@ class AttentiveStudent(nn.Module):
         return StudentOutput(self.fc(pooled), features, attention, pooled)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Class logits, for use as a plain classifier.
+
+        Args:
+            x: ``N x C x H x W`` images, ``H`` and ``W`` at least
+                :attr:`min_input_size`.
+
+        Returns:
+            ``N x K`` logits (``forward_features(x).logits``).
+        """
         return self.forward_features(x).logits
 
     def class_activation_map(self, deepest: Tensor, labels: Tensor) -> Tensor:

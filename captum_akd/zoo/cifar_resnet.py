@@ -23,6 +23,21 @@ class BasicBlock(nn.Module):
 
     A stride-2 block subsamples the input and zero-pads its channels for the
     shortcut ("option A"), so the block adds no weights beyond its convolutions.
+
+    Args:
+        in_planes: input channels.
+        planes: output channels (``in_planes`` or more; the shortcut pads
+            ``(planes - in_planes) // 2`` zero channels on each side).
+        stride: stride of the first convolution, 1 or 2.
+
+    Shape:
+        ``N x in_planes x H x W`` to ``N x planes x H / stride x W / stride``.
+
+    Examples::
+
+        >>> from captum_akd.zoo.cifar_resnet import BasicBlock
+        >>> BasicBlock(16, 32, stride=2)(torch.randn(2, 16, 8, 8)).shape
+        torch.Size([2, 32, 4, 4])
     """
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
@@ -35,6 +50,14 @@ class BasicBlock(nn.Module):
         self.pad = (planes - in_planes) // 2
 
     def forward(self, x: Tensor) -> Tensor:
+        """``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``.
+
+        Args:
+            x: ``N x in_planes x H x W`` features.
+
+        Returns:
+            ``N x planes x H' x W'`` features (``H' = ceil(H / stride)``).
+        """
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         shortcut = x
@@ -44,14 +67,48 @@ class BasicBlock(nn.Module):
 
 
 def make_stage(in_planes: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
-    """A stage of ``blocks`` BasicBlocks, the first with ``stride``."""
+    """A stage of ``blocks`` BasicBlocks, the first with ``stride``.
+
+    Args:
+        in_planes: input channels of the stage.
+        planes: channels of every block's output.
+        blocks: number of blocks (:class:`BasicBlock`).
+        stride: stride of the first block (the others use 1).
+
+    Returns:
+        An :class:`torch.nn.Sequential` mapping ``N x in_planes x H x W`` to
+        ``N x planes x H / stride x W / stride``.
+
+    Examples::
+
+        >>> from captum_akd.zoo.cifar_resnet import make_stage
+        >>> stage = make_stage(16, 32, blocks=3, stride=2)
+        >>> len(stage), stage(torch.randn(2, 16, 8, 8)).shape
+        (3, torch.Size([2, 32, 4, 4]))
+    """
     layers = [BasicBlock(in_planes, planes, stride)]
     layers += [BasicBlock(planes, planes, 1) for _ in range(blocks - 1)]
     return nn.Sequential(*layers)
 
 
 def blocks_per_stage(depth: int) -> int:
-    """Blocks per stage of a CIFAR ResNet of ``depth`` (6n + 2 layers)."""
+    """Blocks per stage of a CIFAR ResNet of ``depth`` (6n + 2 layers).
+
+    Args:
+        depth: the number of weighted layers, ``6n + 2`` with ``n >= 1``.
+
+    Returns:
+        ``n = (depth - 2) // 6``.
+
+    Raises:
+        ValueError: if ``depth`` is not an int of the form ``6n + 2`` (at least 8).
+
+    Examples::
+
+        >>> from captum_akd.zoo.cifar_resnet import blocks_per_stage
+        >>> blocks_per_stage(20), blocks_per_stage(56)
+        (3, 9)
+    """
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
         raise ValueError(f"`depth` must be 6n + 2 (20, 32, 44, 56, 110); got {depth!r}")
     return (depth - 2) // 6
@@ -90,6 +147,14 @@ class CifarResNet(nn.Module):
                 nn.init.kaiming_normal_(module.weight)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Classify ``x``.
+
+        Args:
+            x: ``N x 3 x H x W`` normalised RGB images (32 x 32 for CIFAR).
+
+        Returns:
+            ``N x num_classes`` logits.
+        """
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.layer3(self.layer2(self.layer1(out)))
         out = F.adaptive_avg_pool2d(out, 1).flatten(1)

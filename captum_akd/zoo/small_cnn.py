@@ -51,4 +51,12 @@ class SmallCNN(nn.Module):
         self.classifier = nn.Linear(4 * w, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Classify ``x``.
+
+        Args:
+            x: ``N x C x H x W`` images, ``H`` and ``W`` at least 8.
+
+        Returns:
+            ``N x K`` logits.
+        """
         return self.classifier(self.pool(self.features(x)).flatten(1))
