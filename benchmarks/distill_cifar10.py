@@ -11,6 +11,9 @@ The run checkpoints every epoch and continues with ``--resume``::
     python benchmarks/distill_cifar10.py --epochs 30 --threads 2
     python benchmarks/distill_cifar10.py --epochs 30 --threads 2 --resume   # after a stop
     python benchmarks/distill_cifar10.py --epochs 1 --train-limit 10000 --name short
+    python benchmarks/distill_cifar10.py --epochs 12 \
+        --init-from benchmarks/results/distill_cifar10/checkpoint-e5 \
+        --alpha 1 --temperature 2 --lr 0.01 --warmup-epochs 0 --name e5-kd12
 
 Data and weights are read from ``../shared/data`` (``--data-dir``).
 """
@@ -32,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
+from captum_akd import AttentiveDistillationAttribution  # noqa: E402
 from captum_akd.checkpoint import write_json  # noqa: E402
 from captum_akd.data import CifarZip  # noqa: E402
 from captum_akd.distill import distill_student, train_explainer  # noqa: E402
@@ -70,6 +74,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mixup", type=float, default=0.0)
     parser.add_argument("--from-scratch", action="store_true",
                         help="do not start the student from the public ResNet-20 weights")
+    parser.add_argument("--init-from", type=Path, metavar="RUN_DIR",
+                        help="start from the student of an earlier run's checkpoint (a warm "
+                             "restart: new optimizer and schedule) instead of ResNet-20")
     parser.add_argument("--explainer-epochs", type=int, default=0,
                         help="also train the explanation network for this many epochs")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -99,8 +106,15 @@ def main(argv=None) -> dict:
                     limit=args.test_limit, preload=True)
     load_time = time.perf_counter() - started
     torch.manual_seed(0)
-    backbone = None if args.from_scratch else data / "weights" / "cifar10_resnet20.safetensors"
-    student = cifar_resnet_student(depth=20, num_classes=10, backbone_weights=backbone)
+    if args.init_from is not None:
+        if args.from_scratch:
+            raise SystemExit("--init-from and --from-scratch exclude each other")
+        backbone = None
+        student = AttentiveDistillationAttribution.load(args.init_from).student
+    else:
+        backbone = (None if args.from_scratch
+                    else data / "weights" / "cifar10_resnet20.safetensors")
+        student = cifar_resnet_student(depth=20, num_classes=10, backbone_weights=backbone)
     student.to(ctx.device)
 
     # Agreement of the untrained (or merely pretrained) student, for reference.
@@ -146,6 +160,7 @@ def main(argv=None) -> dict:
         "settings": {**config, "batch_size": args.batch_size,
                      "train_images": len(train), "test_images": len(test),
                      "student": student.config, "pretrained_backbone": backbone is not None,
+                     "init_from": None if args.init_from is None else str(args.init_from),
                      "explainer_epochs": args.explainer_epochs},
         "before_training": before,
         "student": result.report,

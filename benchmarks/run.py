@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--methods", default="akd,layercam,gradcam,rise,lime",
                         help="comma-separated, from akd,layercam,gradcam,rise,lime")
     parser.add_argument("--n-images", type=int,
-                        help="evaluation images (default per track: synthetic 64, cifar10 "
+                        help="evaluation images (default per track: synthetic 24, cifar10 "
                              "1000, imagenet-sample 300)")
     parser.add_argument("--device", choices=["cpu", "cuda"],
                         help="default: cuda when available, else cpu")
