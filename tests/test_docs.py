@@ -181,6 +181,9 @@ python -m benchmarks.run --track cifar10
 ![maps](maps.png)
 
 ![missing](nothing.png)
+
+200 evaluation images. ![sanity check](sanity.png)
+Spearman correlations above.
 """
 
 
@@ -200,6 +203,7 @@ def test_benchmark_results_render_as_valid_rst(tmp_path):
     track.mkdir(parents=True)
     (track / "results.md").write_text(SAMPLE_REPORT, encoding="utf-8")
     (track / "maps.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (track / "sanity.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (results / "empty").mkdir()
     generated = tmp_path / "generated"
     text = akd_results.render(results, generated, "/generated")
@@ -208,6 +212,9 @@ def test_benchmark_results_render_as_valid_rst(tmp_path):
     assert "``python -m benchmarks.run --track cifar10 --out benchmarks/results/cifar10/``" in text
     assert (generated / "cifar10" / "maps.png").is_file()
     assert "nothing.png" in text and "figure:: /generated/cifar10/maps.png" in text
+    # A figure written inside a paragraph follows the paragraph as a figure.
+    assert "figure:: /generated/cifar10/sanity.png" in text and "![" not in text
+    assert text.index("Spearman correlations above.") < text.index("sanity.png")
     # Any docutils warning (bad table, stray markup) raises here.
     publish_doctree(text, settings_overrides={"report_level": 2, "halt_level": 2})
     assert "no recorded benchmark results" in akd_results.render(tmp_path / "none", generated, "/g")

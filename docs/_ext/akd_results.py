@@ -9,7 +9,8 @@ to it. Without recorded results the include says how to produce them, so the
 page never goes stale and never breaks the build.
 
 Only the Markdown the reports use is understood: ``#`` headings, pipe tables,
-fenced code, ``![alt](file.png)`` images, paragraphs and lists with
+fenced code, ``![alt](file.png)`` images (on a line of their own or
+within a paragraph, which then shows them after it), paragraphs and lists with
 ```code```, ``**bold**`` and ``[text](url)`` inline. Everything else is
 escaped and shown as text.
 """
@@ -30,6 +31,7 @@ LEVELS = ("~", "^", '"')
 
 _INLINE = re.compile(r"(`[^`]+`|\*\*[^*]+\*\*|!?\[[^\]]*\]\([^)]+\))")
 _IMAGE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]+)\)\s*$")
+_INLINE_IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]+)\)")
 _RULE = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
 
 
@@ -93,6 +95,30 @@ def table(lines: list[str]) -> list[str]:
     return out
 
 
+def figure(match: re.Match, folder: Path, images_to: Path, image_uri: str) -> list[str]:
+    """A ``figure`` directive for one Markdown image; the file is copied to ``images_to``."""
+    source = folder / match["src"]
+    if not (source.is_file() and source.suffix.lower() in (".png", ".jpg", ".jpeg", ".svg")):
+        return [f"(figure ``{match['src']}`` is not in the results folder)"]
+    images_to.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, images_to / source.name)
+    return [
+        "",
+        f".. figure:: {image_uri}/{source.name}",
+        f"   :alt: {escape(match['alt']) or source.name}",
+        "   :width: 100%",
+        "",
+        f"   {inline(match['alt']) or source.name}",
+        "",
+    ]
+
+
+def _starts_block(line: str) -> bool:
+    """Whether a Markdown line opens a heading, table, code fence or figure."""
+    stripped = line.strip()
+    return stripped.startswith(("#", "|", "```")) or bool(_IMAGE.match(stripped))
+
+
 def markdown_to_rst(markdown: str, folder: Path, images_to: Path, image_uri: str) -> str:
     """Convert one report; images found in ``folder`` are copied to ``images_to``."""
     lines = markdown.splitlines()
@@ -133,27 +159,22 @@ def markdown_to_rst(markdown: str, folder: Path, images_to: Path, image_uri: str
                 i += 1
             out += ["", *table(block)]
         elif _IMAGE.match(stripped):
-            match = _IMAGE.match(stripped)
-            source = folder / match["src"]
-            if source.is_file() and source.suffix.lower() in (".png", ".jpg", ".jpeg", ".svg"):
-                images_to.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source, images_to / source.name)
-                out += [
-                    "",
-                    f".. figure:: {image_uri}/{source.name}",
-                    f"   :alt: {escape(match['alt']) or source.name}",
-                    "   :width: 100%",
-                    "",
-                    f"   {inline(match['alt']) or source.name}",
-                    "",
-                ]
-            else:
-                out.append(f"(figure ``{match['src']}`` is not in the results folder)")
+            out += figure(_IMAGE.match(stripped), folder, images_to, image_uri)
             i += 1
         else:
-            indent = len(line) - len(line.lstrip())
-            out.append(" " * indent + inline(stripped))
+            # A figure inside a line of text becomes a figure after that paragraph.
+            images = list(_INLINE_IMAGE.finditer(stripped))
+            text = _INLINE_IMAGE.sub("", stripped).strip()
+            if text:
+                indent = len(line) - len(line.lstrip())
+                out.append(" " * indent + inline(text))
             i += 1
+            if images:
+                while i < len(lines) and lines[i].strip() and not _starts_block(lines[i]):
+                    out.append(inline(lines[i].strip()))
+                    i += 1
+                for match in images:
+                    out += figure(match, folder, images_to, image_uri)
     return "\n".join(out).strip("\n") + "\n"
 
 
