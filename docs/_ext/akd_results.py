@@ -158,11 +158,9 @@ def markdown_to_rst(markdown: str, folder: Path, images_to: Path, image_uri: str
                 block.append(lines[i])
                 i += 1
             out += ["", *table(block)]
-        elif _IMAGE.match(stripped):
-            out += figure(_IMAGE.match(stripped), folder, images_to, image_uri)
-            i += 1
         else:
-            # A figure inside a line of text becomes a figure after that paragraph.
+            # Figures go after the paragraph that names them (a line of its own is
+            # a paragraph too).
             images = list(_INLINE_IMAGE.finditer(stripped))
             text = _INLINE_IMAGE.sub("", stripped).strip()
             if text:
