@@ -30,8 +30,7 @@ INCLUDE_NAME = "benchmark_results.rst"
 LEVELS = ("~", "^", '"')
 
 _INLINE = re.compile(r"(`[^`]+`|\*\*[^*]+\*\*|!?\[[^\]]*\]\([^)]+\))")
-_IMAGE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]+)\)\s*$")
-_INLINE_IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]+)\)")
+_IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]+)\)")
 _RULE = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
 
 
@@ -113,20 +112,31 @@ def figure(match: re.Match, folder: Path, images_to: Path, image_uri: str) -> li
     ]
 
 
-def _starts_block(line: str) -> bool:
-    """Whether a Markdown line opens a heading, table, code fence or figure."""
-    stripped = line.strip()
-    return stripped.startswith(("#", "|", "```")) or bool(_IMAGE.match(stripped))
+def _opens_table(lines: list[str], i: int) -> bool:
+    """Whether line ``i`` is a table's header (a pipe row above a rule)."""
+    return (lines[i].strip().startswith("|") and i + 1 < len(lines)
+            and bool(_RULE.match(lines[i + 1])))
+
+
+def _ends_paragraph(lines: list[str], i: int) -> bool:
+    """Whether line ``i`` is blank or opens a code fence, heading or table."""
+    stripped = lines[i].strip()
+    return not stripped or stripped.startswith(("```", "#")) or _opens_table(lines, i)
 
 
 def markdown_to_rst(markdown: str, folder: Path, images_to: Path, image_uri: str) -> str:
     """Convert one report; images found in ``folder`` are copied to ``images_to``."""
     lines = markdown.splitlines()
     out: list[str] = []
+    pending: list[re.Match] = []  # figures of the paragraph being read, shown after it
     i = 0
     while i < len(lines):
         line = lines[i]
         stripped = line.strip()
+        if pending and _ends_paragraph(lines, i):
+            for match in pending:
+                out += figure(match, folder, images_to, image_uri)
+            pending.clear()
         if not stripped:
             out.append("")
             i += 1
@@ -152,27 +162,23 @@ def markdown_to_rst(markdown: str, folder: Path, images_to: Path, image_uri: str
             char = LEVELS[min(depth - 1, len(LEVELS) - 1)]
             out += ["", title, char * max(len(title), 3), ""]
             i += 1
-        elif stripped.startswith("|") and i + 1 < len(lines) and _RULE.match(lines[i + 1]):
+        elif _opens_table(lines, i):
             block = []
             while i < len(lines) and lines[i].strip().startswith("|"):
                 block.append(lines[i])
                 i += 1
             out += ["", *table(block)]
         else:
-            # Figures go after the paragraph that names them (a line of its own is
-            # a paragraph too).
-            images = list(_INLINE_IMAGE.finditer(stripped))
-            text = _INLINE_IMAGE.sub("", stripped).strip()
+            # An image, on a line of its own or within text, becomes a figure after
+            # its paragraph.
+            pending += _IMAGE.finditer(stripped)
+            text = _IMAGE.sub("", stripped).strip()
             if text:
                 indent = len(line) - len(line.lstrip())
                 out.append(" " * indent + inline(text))
             i += 1
-            if images:
-                while i < len(lines) and lines[i].strip() and not _starts_block(lines[i]):
-                    out.append(inline(lines[i].strip()))
-                    i += 1
-                for match in images:
-                    out += figure(match, folder, images_to, image_uri)
+    for match in pending:
+        out += figure(match, folder, images_to, image_uri)
     return "\n".join(out).strip("\n") + "\n"
 
 
