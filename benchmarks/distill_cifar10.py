@@ -72,6 +72,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--alpha", type=float, default=0.9)
     parser.add_argument("--mixup", type=float, default=0.0)
+    parser.add_argument("--crop", choices=["pad", "none"], default="pad",
+                        help="pad-and-crop augmentation (default) or none")
+    parser.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
     parser.add_argument("--from-scratch", action="store_true",
                         help="do not start the student from the public ResNet-20 weights")
     parser.add_argument("--init-from", type=Path, metavar="RUN_DIR",
@@ -124,7 +127,8 @@ def main(argv=None) -> dict:
     lap = time.perf_counter()
     config = {"epochs": args.epochs, "optimizer": args.optimizer, "lr": args.lr,
               "warmup_epochs": args.warmup_epochs, "temperature": args.temperature,
-              "alpha": args.alpha, "mixup": args.mixup}
+              "alpha": args.alpha, "mixup": args.mixup, "crop": args.crop,
+              "flip": not args.no_flip}
     result = distill_student(
         target, train, student=student, val_data=test, config=config, out=checkpoint,
         batch_size=args.batch_size, normalization={"mean": list(CIFAR_MEAN),

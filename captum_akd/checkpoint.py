@@ -95,7 +95,11 @@ def state_to_safetensors(module: nn.Module, path: str | os.PathLike) -> None:
 
 
 def write_json(data: Mapping[str, Any], path: str | os.PathLike) -> None:
-    """Write ``data`` as indented JSON with sorted keys and flush it to disk.
+    """Write ``data`` as indented JSON with sorted keys, atomically.
+
+    The JSON goes to a temporary file beside ``path``, is flushed to disk and
+    then renamed over ``path``, so a reader (or a crash) never sees half a
+    file. Whether ``path`` may be replaced is the caller's decision.
 
     Args:
         data: a JSON-serialisable mapping.
@@ -108,11 +112,17 @@ def write_json(data: Mapping[str, Any], path: str | os.PathLike) -> None:
 
         >>> write_json({"top1_agreement": 0.93}, "report.json")
     """
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _fsync_file(path: Path) -> None:

@@ -123,3 +123,32 @@ def test_imagenet_sample_track(tmp_path: Path) -> None:
     dogs = results["slices"]["dog breeds (ImageNet classes 151-268)"]["full"]
     assert dogs["n_images"] == 1 and set(dogs["methods"]) == {"AKD (ours)", "Grad-CAM", "RISE"}
     assert "## Slice: dog breeds" in (out / "results.md").read_text()
+
+
+def test_agreement_analysis_splits_add_up() -> None:
+    """The disagreement analysis on a tiny black box and a student that copies it."""
+    import torch
+
+    from benchmarks.agreement_cifar10 import analyse, shift
+
+    torch.manual_seed(0)
+    images = torch.randn(40, 3, 8, 8)
+    moved = shift(images, 1, 0)
+    assert torch.equal(moved[..., 1:], images[..., :-1]) and not moved[..., 0].any()
+    assert torch.equal(shift(images, 0, -2)[..., :-2, :], images[..., 2:, :])
+
+    target = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()
+    labels = target(images).argmax(1).detach()
+    labels[:10] = (labels[:10] + 1) % 4  # the black box is wrong on the first ten
+    copy = analyse(target, target, images, labels, batch_size=16)
+    assert copy["top1_agreement"] == 1.0 and copy["target_accuracy"] == 0.75
+    assert copy["agreement_where_target_wrong"] == 1.0
+    assert copy["student_right_where_target_wrong"] == 0.0
+    assert sum(b["images"] for b in copy["agreement_by_target_confidence"]) == 40
+
+    other = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()
+    report = analyse(target, other, images, labels, batch_size=16)
+    stable = report["target_mirror_consistency"]
+    mixed = (stable * report["agreement_where_target_mirror_stable"]
+             + (1 - stable) * report["agreement_where_target_mirror_unstable"])
+    assert abs(mixed - report["top1_agreement"]) < 1e-6

@@ -1,0 +1,140 @@
+"""Where a distilled CIFAR-10 student and the ResNet-56 black box disagree.
+
+Top-1 agreement alone does not say whether the student is short of training
+or the black box is hard to imitate. This script splits the student's
+agreement on cifar10-test by the black box's confidence, by whether the black
+box is right, and by whether the black box keeps its own prediction when the
+image is mirrored; and it measures that self-consistency under a mirror and
+under one- and two-pixel shifts (padding with the mean colour). It writes
+``benchmarks/results/distill_cifar10/agreement-<name>.json``::
+
+    python benchmarks/agreement_cifar10.py \
+        --student benchmarks/results/distill_cifar10/checkpoint-e5-kd12 --name e5-kd12
+
+Data and weights are read from ``../shared/data`` (``--data-dir``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+from captum_akd import AttentiveDistillationAttribution  # noqa: E402
+from captum_akd._validation import call_black_box  # noqa: E402
+from captum_akd.checkpoint import write_json  # noqa: E402
+from captum_akd.data import CifarZip  # noqa: E402
+from captum_akd.zoo.cifar_resnet import cifar_resnet56, normalize_cifar  # noqa: E402
+
+RESULTS = HERE / "results" / "distill_cifar10"
+CONFIDENCE_BINS = (0.0, 0.5, 0.7, 0.9, 0.99, 1.0)
+SHIFTS = ((1, 0), (0, 1), (2, 2))
+
+
+def shift(images: Tensor, dx: int, dy: int) -> Tensor:
+    """Move ``N x C x H x W`` images by ``(dx, dy)`` pixels, filling with zeros.
+
+    In the ResNets' normalised input space zero is the mean colour.
+    """
+    h, w = images.shape[-2:]
+    pad = max(abs(dx), abs(dy))
+    padded = F.pad(images, (pad, pad, pad, pad))
+    return padded[..., pad - dy : pad - dy + h, pad - dx : pad - dx + w]
+
+
+def share(mask: Tensor) -> float:
+    """The share of true values in a boolean tensor (NaN for an empty one)."""
+    return float(mask.float().mean()) if mask.numel() else float("nan")
+
+
+def analyse(target: torch.nn.Module, student: torch.nn.Module, images: Tensor,
+            labels: Tensor, batch_size: int = 500) -> dict:
+    """The agreement figures for ``images`` (normalised) and their ``labels``."""
+    target_logits = call_black_box(target, images, batch_size=batch_size)
+    with torch.no_grad():
+        student_pred = torch.cat([student(images[i : i + batch_size]).argmax(1)
+                                  for i in range(0, len(images), batch_size)])
+    target_pred = target_logits.argmax(1)
+    agree = student_pred == target_pred
+    right = target_pred == labels
+    mirror_pred = call_black_box(target, images.flip(-1), batch_size=batch_size).argmax(1)
+    stable = mirror_pred == target_pred
+    confidence = target_logits.softmax(1).amax(1)
+
+    bins = []
+    for low, high in itertools.pairwise(CONFIDENCE_BINS):
+        inside = (confidence >= low) & ((confidence < high) | (high == 1.0))
+        bins.append({"confidence": [low, high], "images": int(inside.sum()),
+                     "agreement": share(agree[inside])})
+    shifts = {}
+    for dx, dy in SHIFTS:
+        moved = call_black_box(target, shift(images, dx, dy), batch_size=batch_size).argmax(1)
+        shifts[f"{dx},{dy}"] = share(moved == target_pred)
+    return {
+        "images": len(images),
+        "target_accuracy": share(right),
+        "student_accuracy": share(student_pred == labels),
+        "top1_agreement": share(agree),
+        "agreement_where_target_right": share(agree[right]),
+        "agreement_where_target_wrong": share(agree[~right]),
+        "student_right_where_target_wrong": share((student_pred == labels)[~right]),
+        "agreement_by_target_confidence": bins,
+        "target_mirror_consistency": share(stable),
+        "agreement_where_target_mirror_stable": share(agree[stable]),
+        "agreement_where_target_mirror_unstable": share(agree[~stable]),
+        "target_shift_consistency": shifts,
+    }
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--student", type=Path, required=True,
+                        help="a checkpoint directory written by distill_cifar10.py")
+    parser.add_argument("--name", required=True, help="result name")
+    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"),
+                        help="folder holding cifar10/ and weights/ (default ../shared/data)")
+    parser.add_argument("--test-limit", type=int, help="use this many test images")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing result of the same name")
+    args = parser.parse_args(argv)
+    out = RESULTS / f"agreement-{args.name}.json"
+    if out.exists() and not args.overwrite:
+        raise SystemExit(f"{out} exists; pass --overwrite to replace it")
+    torch.set_num_threads(args.threads)
+    data = Path(args.data_dir)
+
+    target = cifar_resnet56(data / "weights" / "cifar10_resnet56.safetensors").eval()
+    student = AttentiveDistillationAttribution.load(args.student).student.eval()
+    test = CifarZip(data / "cifar10" / "cifar10-test.zip", limit=args.test_limit, preload=True)
+    images = normalize_cifar(torch.stack([test[i][0] for i in range(len(test))]))
+    labels = torch.tensor([test[i][1] for i in range(len(test))])
+
+    results = {
+        "command": "python " + " ".join([os.path.relpath(__file__, REPO),
+                                         *(argv or sys.argv[1:])]),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "student": str(args.student),
+        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
+                    "torch": torch.__version__},
+        "test": analyse(target, student, images, labels),
+    }
+    write_json(results, out)
+    print(f"written: {out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
