@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.common import predictions  # noqa: E402
 from captum_akd import AttentiveDistillationAttribution  # noqa: E402
 from captum_akd._validation import call_black_box  # noqa: E402
 from captum_akd.checkpoint import write_json  # noqa: E402
@@ -63,9 +64,7 @@ def analyse(target: torch.nn.Module, student: torch.nn.Module, images: Tensor,
             labels: Tensor, batch_size: int = 500) -> dict:
     """The agreement figures for ``images`` (normalised) and their ``labels``."""
     target_logits = call_black_box(target, images, batch_size=batch_size)
-    with torch.no_grad():
-        student_pred = torch.cat([student(images[i : i + batch_size]).argmax(1)
-                                  for i in range(0, len(images), batch_size)])
+    student_pred = predictions(student, images, batch_size)
     target_pred = target_logits.argmax(1)
     agree = student_pred == target_pred
     right = target_pred == labels
