@@ -110,6 +110,18 @@ def test_interrupted_save_leaves_nothing_and_keeps_old(saved, monkeypatch):
     assert [p.name for p in path.parent.iterdir()] == ["ckpt"]
 
 
+def test_write_json_failing_midway_keeps_the_old_file(tmp_path):
+    path = tmp_path / "results.json"
+    ckpt.write_json({"top1_agreement": 0.5}, path)
+    # json.dump has written part of the file when it meets the unserialisable value.
+    with pytest.raises(TypeError):
+        ckpt.write_json({"a": 1, "z": object()}, path)
+    assert json.loads(path.read_text()) == {"top1_agreement": 0.5}
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    ckpt.write_json({"top1_agreement": 0.9}, path)
+    assert json.loads(path.read_text()) == {"top1_agreement": 0.9}
+
+
 @pytest.mark.parametrize("name", ["config.json", "student.safetensors", "explainer.safetensors"])
 def test_missing_file(saved, name):
     _, path = saved
