@@ -53,6 +53,19 @@ def normalize_image(image: torch.Tensor) -> torch.Tensor:
     return normalize_cifar(image[None])[0]
 
 
+class WithoutLabels(torch.utils.data.Dataset):
+    """The images of a labelled dataset alone, so training takes the black box's labels."""
+
+    def __init__(self, data: torch.utils.data.Dataset) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.data[index][0]
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"),
@@ -75,6 +88,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--crop", choices=["pad", "none"], default="pad",
                         help="pad-and-crop augmentation (default) or none")
     parser.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
+    parser.add_argument("--labels", choices=["dataset", "black-box"], default="dataset",
+                        help="hard labels of the (1 - alpha) cross-entropy term: the dataset's "
+                             "(default) or the black box's prediction (the images are passed "
+                             "without labels)")
     parser.add_argument("--from-scratch", action="store_true",
                         help="do not start the student from the public ResNet-20 weights")
     parser.add_argument("--init-from", type=Path, metavar="RUN_DIR",
@@ -129,8 +146,9 @@ def main(argv=None) -> dict:
               "warmup_epochs": args.warmup_epochs, "temperature": args.temperature,
               "alpha": args.alpha, "mixup": args.mixup, "crop": args.crop,
               "flip": not args.no_flip}
+    train_data = train if args.labels == "dataset" else WithoutLabels(train)
     result = distill_student(
-        target, train, student=student, val_data=test, config=config, out=checkpoint,
+        target, train_data, student=student, val_data=test, config=config, out=checkpoint,
         batch_size=args.batch_size, normalization={"mean": list(CIFAR_MEAN),
                                                    "std": list(CIFAR_STD)},
         device=ctx.device, seed=0, num_workers=args.workers, resume=args.resume,
@@ -162,6 +180,7 @@ def main(argv=None) -> dict:
             "torch": torch.__version__,
         },
         "settings": {**config, "batch_size": args.batch_size,
+                     "labels": args.labels,
                      "train_images": len(train), "test_images": len(test),
                      "student": student.config, "pretrained_backbone": backbone is not None,
                      "init_from": None if args.init_from is None else str(args.init_from),
