@@ -152,3 +152,21 @@ def test_agreement_analysis_splits_add_up() -> None:
     mixed = (stable * report["agreement_where_target_mirror_stable"]
              + (1 - stable) * report["agreement_where_target_mirror_unstable"])
     assert abs(mixed - report["top1_agreement"]) < 1e-6
+
+
+def test_distill_cifar10_without_labels_gives_the_images_alone() -> None:
+    """``--labels black-box``: batches carry no label, so training uses the black box's."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from benchmarks.distill_cifar10 import WithoutLabels
+    from captum_akd.distill.batches import NO_LABEL, EpochLoader
+    from captum_akd.distill.distributed import setup
+
+    images = torch.randn(6, 3, 8, 8)
+    data = WithoutLabels(TensorDataset(images, torch.arange(6)))
+    assert len(data) == 6 and torch.equal(data[2], images[2])
+    loader = EpochLoader(data, batch_size=3, ctx=setup("cpu"), shuffle=False)
+    batches = list(loader)
+    assert torch.equal(torch.cat([b[0] for b in batches]), images)
+    assert all((labels == NO_LABEL).all() for _, labels in batches)
