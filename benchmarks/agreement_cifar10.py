@@ -5,7 +5,10 @@ or the black box is hard to imitate. This script splits the student's
 agreement on cifar10-test by the black box's confidence, by whether the black
 box is right, and by whether the black box keeps its own prediction when the
 image is mirrored; and it measures that self-consistency under a mirror and
-under one- and two-pixel shifts (padding with the mean colour). It writes
+under one- and two-pixel shifts (padding with the mean colour). With
+``--train`` the same figures for cifar10-train, the images the student was
+distilled on, say whether it falls short in fitting the black box or in
+generalising. It writes
 ``benchmarks/results/distill_cifar10/agreement-<name>.json``::
 
     python benchmarks/agreement_cifar10.py \
@@ -97,6 +100,13 @@ def analyse(target: torch.nn.Module, student: torch.nn.Module, images: Tensor,
     }
 
 
+def load_split(path: Path, limit: int | None) -> tuple[Tensor, Tensor]:
+    """The normalised images ``N x 3 x 32 x 32`` and labels ``N`` of a CIFAR zip."""
+    split = CifarZip(path, limit=limit, preload=True)
+    images = normalize_cifar(torch.stack([split[i][0] for i in range(len(split))]))
+    return images, torch.tensor([split[i][1] for i in range(len(split))])
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--student", type=Path, required=True,
@@ -105,6 +115,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"),
                         help="folder holding cifar10/ and weights/ (default ../shared/data)")
     parser.add_argument("--test-limit", type=int, help="use this many test images")
+    parser.add_argument("--train", action="store_true",
+                        help="also analyse the training images (five times the work)")
+    parser.add_argument("--train-limit", type=int,
+                        help="with --train, use a class-balanced subset of this many")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing result of the same name")
@@ -117,9 +131,6 @@ def main(argv=None) -> dict:
 
     target = cifar_resnet56(data / "weights" / "cifar10_resnet56.safetensors").eval()
     student = AttentiveDistillationAttribution.load(args.student).student.eval()
-    test = CifarZip(data / "cifar10" / "cifar10-test.zip", limit=args.test_limit, preload=True)
-    images = normalize_cifar(torch.stack([test[i][0] for i in range(len(test))]))
-    labels = torch.tensor([test[i][1] for i in range(len(test))])
 
     results = {
         "command": "python " + " ".join([os.path.relpath(__file__, REPO),
@@ -128,8 +139,13 @@ def main(argv=None) -> dict:
         "student": str(args.student),
         "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                     "torch": torch.__version__},
-        "test": analyse(target, student, images, labels),
+        "test": analyse(target, student,
+                        *load_split(data / "cifar10" / "cifar10-test.zip", args.test_limit)),
     }
+    if args.train:
+        results["train"] = analyse(
+            target, student, *load_split(data / "cifar10" / "cifar10-train.zip",
+                                         args.train_limit))
     write_json(results, out)
     print(f"written: {out}")
     return results
