@@ -103,8 +103,7 @@ def analyse(target: torch.nn.Module, student: torch.nn.Module, images: Tensor,
 def load_split(path: Path, limit: int | None) -> tuple[Tensor, Tensor]:
     """The normalised images ``N x 3 x 32 x 32`` and labels ``N`` of a CIFAR zip."""
     split = CifarZip(path, limit=limit, preload=True)
-    images = normalize_cifar(torch.stack([split[i][0] for i in range(len(split))]))
-    return images, torch.tensor([split[i][1] for i in range(len(split))])
+    return normalize_cifar(split.data.float() / 255), torch.tensor(split.targets)
 
 
 def main(argv=None) -> dict:
