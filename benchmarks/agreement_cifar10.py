@@ -35,12 +35,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import predictions  # noqa: E402
+from benchmarks.common import cifar_split, predictions  # noqa: E402
 from captum_akd import AttentiveDistillationAttribution  # noqa: E402
 from captum_akd._validation import call_black_box  # noqa: E402
 from captum_akd.checkpoint import write_json  # noqa: E402
-from captum_akd.data import CifarZip  # noqa: E402
-from captum_akd.zoo.cifar_resnet import cifar_resnet56, normalize_cifar  # noqa: E402
+from captum_akd.zoo.cifar_resnet import cifar_resnet56  # noqa: E402
 
 RESULTS = HERE / "results" / "distill_cifar10"
 CONFIDENCE_BINS = (0.0, 0.5, 0.7, 0.9, 0.99, 1.0)
@@ -100,12 +99,6 @@ def analyse(target: torch.nn.Module, student: torch.nn.Module, images: Tensor,
     }
 
 
-def load_split(path: Path, limit: int | None) -> tuple[Tensor, Tensor]:
-    """The normalised images ``N x 3 x 32 x 32`` and labels ``N`` of a CIFAR zip."""
-    split = CifarZip(path, limit=limit, preload=True)
-    return normalize_cifar(split.data.float() / 255), torch.tensor(split.targets)
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--student", type=Path, required=True,
@@ -139,12 +132,12 @@ def main(argv=None) -> dict:
         "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                     "torch": torch.__version__},
         "test": analyse(target, student,
-                        *load_split(data / "cifar10" / "cifar10-test.zip", args.test_limit)),
+                        *cifar_split(data / "cifar10" / "cifar10-test.zip", args.test_limit)),
     }
     if args.train:
         results["train"] = analyse(
-            target, student, *load_split(data / "cifar10" / "cifar10-train.zip",
-                                         args.train_limit))
+            target, student, *cifar_split(data / "cifar10" / "cifar10-train.zip",
+                                          args.train_limit))
     write_json(results, out)
     print(f"written: {out}")
     return results

@@ -29,6 +29,7 @@ from benchmarks.common import (
     REPO,
     TrackSetup,
     cached_attribution,
+    cifar_split,
     has_trained_explainer,
     has_trained_student,
     load_explicit_checkpoint,
@@ -410,13 +411,11 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
     wall["distill"] = time.perf_counter() - lap
 
     lap = time.perf_counter()
-    fidelity = CifarZip(test_zip, limit=args.fidelity_images, seed=args.seed, preload=True)
-    fid_images = normalize_cifar(fidelity.data.float() / 255)
+    fid_images, fid_truth = cifar_split(test_zip, args.fidelity_images, args.seed)
     target_pred = predictions(target, fid_images.to(device), progress=progress,
                               desc="target on test")
     student_pred = predictions(attr.student, fid_images.to(device), progress=progress,
                                desc="student on test")
-    fid_truth = torch.tensor(fidelity.targets)
     agreement = 100.0 * float((target_pred == student_pred).float().mean())
     target_acc = 100.0 * float((target_pred == fid_truth).float().mean())
     student_acc = 100.0 * float((student_pred == fid_truth).float().mean())
@@ -436,13 +435,13 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
     n = images.shape[0]
     description = (
         f"**Black box**: CIFAR-10 ResNet-56 (akamaster/pytorch_resnet_cifar10, "
-        f"`../shared/data/weights`), {target_acc:.1f} % top-1 on {len(fidelity)} JPEG test "
+        f"`../shared/data/weights`), {target_acc:.1f} % top-1 on {len(fid_truth)} JPEG test "
         f"images. **Evaluation images**: {n} from cifar10-test, class-balanced, seed "
         f"{args.seed}, in round-robin class order (so the first images, where RISE and LIME "
         "may run alone, are balanced too). **Student**: attentive CIFAR "
         f"ResNet-{args.student_depth} "
         f"({record['source']}); top-1 agreement with the black box {agreement:.1f} % "
-        f"(accuracy {student_acc:.1f} %) on the {len(fidelity)} test images."
+        f"(accuracy {student_acc:.1f} %) on the {len(fid_truth)} test images."
     )
     return TrackSetup(
         track=NAME,
@@ -456,13 +455,13 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
         titles=[evaluation.classes[int(c)] for c in truth],
         image_ids=image_ids,
         step=args.step,
-        agreement={"percent": agreement, "on": f"{len(fidelity)} cifar10-test images"},
+        agreement={"percent": agreement, "on": f"{len(fid_truth)} cifar10-test images"},
         agreement_goal=95.0,
         info={"data": {"test_zip": str(test_zip), "eval_images": n, "seed": args.seed,
                        "choice": "class-balanced (CifarZip limit), in round-robin class "
                                  "order so that every prefix is balanced too"},
               "target": {"model": "cifar_resnet56", "test_accuracy": target_acc,
-                         "test_images": len(fidelity)},
+                         "test_images": len(fid_truth)},
               "student": {"builder": attr.student.config, "agreement": agreement,
                           "test_accuracy": student_acc,
                           "fidelity": attr.metadata.get("fidelity")},

@@ -25,9 +25,11 @@ from torch import Tensor, nn
 
 from captum_akd import AttentiveDistillationAttribution
 from captum_akd.checkpoint import _is_replaceable, write_directory_atomically, write_json
+from captum_akd.data import CifarZip
 from captum_akd.demo import machine_description
 from captum_akd.evaluation import Comparison, compare_methods
 from captum_akd.metrics import confidence_change
+from captum_akd.zoo.cifar_resnet import normalize_cifar
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
@@ -297,6 +299,22 @@ def load_explicit_checkpoint(
                          "trained explainer")
     attr = AttentiveDistillationAttribution.load(path, forward_func=target, map_location=device)
     return attr, {"source": "loaded from --checkpoint", "path": str(path)}
+
+
+def cifar_split(path: str | os.PathLike, limit: int | None,
+                seed: int | None = 0) -> tuple[Tensor, Tensor]:
+    """A CIFAR zip's images, normalised for the ResNets, and labels, on the CPU.
+
+    Args:
+        path: the zip (``cifar10-train.zip`` or ``cifar10-test.zip``).
+        limit: a class-balanced subset of this many images, or ``None`` for all.
+        seed: how ``limit`` picks the images (see :class:`~captum_akd.data.CifarZip`).
+
+    Returns:
+        ``(images N x 3 x 32 x 32, labels N)``.
+    """
+    split = CifarZip(path, limit=limit, seed=seed, preload=True)
+    return normalize_cifar(split.data.float() / 255), torch.tensor(split.targets)
 
 
 @torch.no_grad()

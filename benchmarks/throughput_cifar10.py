@@ -28,14 +28,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import machine  # noqa: E402
+from benchmarks.common import cifar_split, machine  # noqa: E402
 from captum_akd import AttentiveDistillationAttribution, LayerwiseSurrogateCAM  # noqa: E402
 from captum_akd.baselines import RISE, GradCAM, LimeImage  # noqa: E402
 from captum_akd.checkpoint import write_directory_atomically, write_json  # noqa: E402
-from captum_akd.data import CifarZip  # noqa: E402
 from captum_akd.metrics import throughput  # noqa: E402
 from captum_akd.models import ExplanationNet, cifar_resnet_student  # noqa: E402
-from captum_akd.zoo.cifar_resnet import cifar_resnet56, normalize_cifar  # noqa: E402
+from captum_akd.zoo.cifar_resnet import cifar_resnet56  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -62,8 +61,7 @@ def main(argv=None) -> dict:
     torch.manual_seed(0)
     data = Path(args.data_dir)
     target = cifar_resnet56(data / "weights" / "cifar10_resnet56.safetensors").eval()
-    test = CifarZip(data / "cifar10" / "cifar10-test.zip", limit=args.images)
-    images = normalize_cifar(torch.stack([test[i][0] for i in range(len(test))]))
+    images, _ = cifar_split(data / "cifar10" / "cifar10-test.zip", args.images)
     with torch.no_grad():
         labels = target(images).argmax(1)
 
