@@ -33,6 +33,7 @@ from benchmarks.common import (
     has_trained_explainer,
     has_trained_student,
     load_explicit_checkpoint,
+    normalize_image,
     predictions,
 )
 from captum_akd import AttentiveDistillationAttribution
@@ -82,18 +83,6 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="cifar10: stage-2 epochs of that re-distillation")
     group.add_argument("--sanity-train-images", type=int, default=10000,
                        help="cifar10: training images of that re-distillation")
-
-
-def normalize_image(image: Tensor) -> Tensor:
-    """One image in [0, 1] to the ResNets' input space (a dataset transform).
-
-    Args:
-        image: ``3 x H x W`` RGB in [0, 1].
-
-    Returns:
-        The normalised image.
-    """
-    return normalize_cifar(image[None])[0]
 
 
 def unnormalize(images: Tensor) -> Tensor:

@@ -301,6 +301,18 @@ def load_explicit_checkpoint(
     return attr, {"source": "loaded from --checkpoint", "path": str(path)}
 
 
+def normalize_image(image: Tensor) -> Tensor:
+    """One image in [0, 1] to the CIFAR ResNets' input space (a dataset transform).
+
+    Args:
+        image: ``3 x H x W`` RGB in [0, 1].
+
+    Returns:
+        The normalised image.
+    """
+    return normalize_cifar(image[None])[0]
+
+
 def cifar_split(path: str | os.PathLike, limit: int | None,
                 seed: int | None = 0) -> tuple[Tensor, Tensor]:
     """A CIFAR zip's images, normalised for the ResNets, and labels, on the CPU.

@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.common import normalize_image  # noqa: E402
 from captum_akd import AttentiveDistillationAttribution  # noqa: E402
 from captum_akd.checkpoint import write_json  # noqa: E402
 from captum_akd.data import CifarZip  # noqa: E402
@@ -43,14 +44,9 @@ from captum_akd.distill.batches import EpochLoader  # noqa: E402
 from captum_akd.distill.distributed import setup  # noqa: E402
 from captum_akd.distill.fidelity import HeldOut, student_fidelity  # noqa: E402
 from captum_akd.models import cifar_resnet_student  # noqa: E402
-from captum_akd.zoo.cifar_resnet import CIFAR_MEAN, CIFAR_STD, cifar_resnet56, normalize_cifar  # noqa: E402
+from captum_akd.zoo.cifar_resnet import CIFAR_MEAN, CIFAR_STD, cifar_resnet56  # noqa: E402
 
 RESULTS = HERE / "results" / "distill_cifar10"
-
-
-def normalize_image(image: torch.Tensor) -> torch.Tensor:
-    """One ``3 x H x W`` image in [0, 1] to the ResNets' input space."""
-    return normalize_cifar(image[None])[0]
 
 
 class WithoutLabels(torch.utils.data.Dataset):
