@@ -154,6 +154,43 @@ def test_agreement_analysis_splits_add_up() -> None:
     assert abs(mixed - report["top1_agreement"]) < 1e-6
 
 
+def test_average_students_means_weights_and_batch_norm() -> None:
+    """Weight averaging: floats are the mean, batch counters the first's, and the
+    re-estimate gives the batch-norm statistics averaged over the batches."""
+    import torch
+
+    from benchmarks.average_students import average_weights, recalibrate_batch_norm
+
+    torch.manual_seed(0)
+
+    def net() -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+
+    a, b = net(), net()
+    b[1].running_mean.fill_(2.0)
+    b[1].num_batches_tracked.fill_(7)
+    mean = average_weights([a, b])
+    assert torch.allclose(mean[0].weight, (a[0].weight + b[0].weight) / 2)
+    assert torch.allclose(mean[1].running_mean, torch.full((4,), 1.0))
+    assert mean[1].num_batches_tracked.item() == 0
+    assert torch.equal(a[1].running_mean, torch.zeros(4))  # the inputs are left alone
+
+    batches = torch.randn(12, 3, 6, 6).split(4)
+    recalibrate_batch_norm(mean, batches)
+    with torch.no_grad():
+        features = [mean[0](batch) for batch in batches]
+    assert not mean.training
+    batch_means = torch.stack([f.mean((0, 2, 3)) for f in features])
+    batch_vars = torch.stack([f.var((0, 2, 3)) for f in features])
+    assert torch.allclose(mean[1].running_mean, batch_means.mean(0), atol=1e-5)
+    assert torch.allclose(mean[1].running_var, batch_vars.mean(0), atol=1e-5)
+
+    with pytest.raises(ValueError, match=r"models\[1\]"):
+        average_weights([a, torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3))])
+    with pytest.raises(ValueError, match="models"):
+        average_weights([])
+
+
 def test_distill_cifar10_without_labels_gives_the_images_alone() -> None:
     """``--labels black-box``: batches carry no label, so training uses the black box's."""
     import torch
