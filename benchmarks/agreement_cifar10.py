@@ -5,7 +5,10 @@ or the black box is hard to imitate. This script splits the student's
 agreement on cifar10-test by the black box's confidence, by whether the black
 box is right, and by whether the black box keeps its own prediction when the
 image is mirrored; and it measures that self-consistency under a mirror and
-under one- and two-pixel shifts (padding with the mean colour). With
+under one- and two-pixel shifts (padding with the mean colour). On the test
+images it also compares both models on shifted and JPEG re-encoded copies:
+the images are quality-75 JPEGs, and a shift moves their 8 x 8 compression
+blocks off the grid, as the crops of training do. With
 ``--train`` the same figures for cifar10-train, the images the student was
 distilled on, say whether it falls short in fitting the black box or in
 generalising. It writes
@@ -39,11 +42,15 @@ from benchmarks.common import cifar_split, predictions  # noqa: E402
 from captum_akd import AttentiveDistillationAttribution  # noqa: E402
 from captum_akd._validation import call_black_box  # noqa: E402
 from captum_akd.checkpoint import write_json  # noqa: E402
-from captum_akd.zoo.cifar_resnet import cifar_resnet56  # noqa: E402
+from captum_akd.distill import BatchAugment  # noqa: E402
+from captum_akd.zoo.cifar_resnet import CIFAR_MEAN, CIFAR_STD, cifar_resnet56  # noqa: E402
 
 RESULTS = HERE / "results" / "distill_cifar10"
 CONFIDENCE_BINS = (0.0, 0.5, 0.7, 0.9, 0.99, 1.0)
 SHIFTS = ((1, 0), (0, 1), (2, 2))
+# (dx, dy, JPEG quality or None) of each view compared by view_agreement.
+VIEWS = {"as is": (0, 0, None), "re-encoded q75": (0, 0, 75), "shifted 3,2": (3, 2, None),
+         "shifted 3,2, re-encoded q75": (3, 2, 75)}
 
 
 def shift(images: Tensor, dx: int, dy: int) -> Tensor:
@@ -99,6 +106,28 @@ def analyse(target: torch.nn.Module, student: torch.nn.Module, images: Tensor,
     }
 
 
+def view_agreement(target: torch.nn.Module, student: torch.nn.Module, images: Tensor,
+                   labels: Tensor, normalization: dict, batch_size: int = 500) -> dict:
+    """Both models' accuracy and their agreement on each of :data:`VIEWS` of ``images``.
+
+    ``normalization`` (``{"mean", "std"}``) maps the images back to pixels for
+    the JPEG round trip, the one distillation's ``jpeg_quality`` makes.
+    """
+    results = {}
+    for name, (dx, dy, quality) in VIEWS.items():
+        view = shift(images, dx, dy)
+        if quality is not None:
+            encode = BatchAugment(crop="none", flip=False, jpeg_quality=quality,
+                                  normalization=normalization)
+            view, _ = encode(view, torch.Generator())
+        target_pred = call_black_box(target, view, batch_size=batch_size).argmax(1)
+        student_pred = predictions(student, view, batch_size)
+        results[name] = {"target_accuracy": share(target_pred == labels),
+                         "student_accuracy": share(student_pred == labels),
+                         "top1_agreement": share(student_pred == target_pred)}
+    return results
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--student", type=Path, required=True,
@@ -124,6 +153,8 @@ def main(argv=None) -> dict:
     target = cifar_resnet56(data / "weights" / "cifar10_resnet56.safetensors").eval()
     student = AttentiveDistillationAttribution.load(args.student).student.eval()
 
+    test = cifar_split(data / "cifar10" / "cifar10-test.zip", args.test_limit)
+    normalization = {"mean": list(CIFAR_MEAN), "std": list(CIFAR_STD)}
     results = {
         "command": "python " + " ".join([os.path.relpath(__file__, REPO),
                                          *(argv or sys.argv[1:])]),
@@ -131,8 +162,8 @@ def main(argv=None) -> dict:
         "student": str(args.student),
         "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                     "torch": torch.__version__},
-        "test": analyse(target, student,
-                        *cifar_split(data / "cifar10" / "cifar10-test.zip", args.test_limit)),
+        "test": analyse(target, student, *test),
+        "test_views": view_agreement(target, student, *test, normalization),
     }
     if args.train:
         results["train"] = analyse(

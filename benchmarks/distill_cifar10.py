@@ -81,6 +81,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--alpha", type=float, default=0.9)
     parser.add_argument("--mixup", type=float, default=0.0)
+    parser.add_argument("--jpeg-quality", type=int, nargs="+", metavar="Q",
+                        help="re-encode each augmented image as a JPEG of quality Q, or of "
+                             "one drawn from LOW HIGH (the data are quality-75 JPEGs)")
     parser.add_argument("--crop", choices=["pad", "none"], default="pad",
                         help="pad-and-crop augmentation (default) or none")
     parser.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
@@ -97,6 +100,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="also train the explanation network for this many epochs")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                        help="bfloat16 mixed precision for the student (default: on with "
+                             "CUDA only; the black box always runs as it is)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     parser.add_argument("--name", default=None,
                         help="result name (default: e<epochs>[-n<train-limit>])")
@@ -141,14 +147,15 @@ def main(argv=None) -> dict:
     config = {"epochs": args.epochs, "optimizer": args.optimizer, "lr": args.lr,
               "warmup_epochs": args.warmup_epochs, "temperature": args.temperature,
               "alpha": args.alpha, "mixup": args.mixup, "crop": args.crop,
+              "jpeg_quality": args.jpeg_quality,
               "flip": not args.no_flip}
     train_data = train if args.labels == "dataset" else WithoutLabels(train)
     result = distill_student(
         target, train_data, student=student, val_data=test, config=config, out=checkpoint,
         batch_size=args.batch_size, normalization={"mean": list(CIFAR_MEAN),
                                                    "std": list(CIFAR_STD)},
-        device=ctx.device, seed=0, num_workers=args.workers, resume=args.resume,
-        overwrite=args.overwrite, quiet=args.quiet,
+        device=ctx.device, amp=args.amp, seed=0, num_workers=args.workers,
+        resume=args.resume, overwrite=args.overwrite, quiet=args.quiet,
     )
     stage1_time = time.perf_counter() - lap
     explainer_report = None
@@ -158,7 +165,8 @@ def main(argv=None) -> dict:
         attr = train_explainer(
             target, train, student=result.student, val_data=test,
             out=RESULTS / f"checkpoint-{name}-explainer", epochs=args.explainer_epochs,
-            batch_size=args.batch_size, device=ctx.device, num_workers=args.workers,
+            batch_size=args.batch_size, device=ctx.device, amp=args.amp,
+            num_workers=args.workers,
             resume=args.resume, overwrite=args.overwrite, quiet=args.quiet,
         )
         explainer_report = attr.metadata["fidelity"]["explainer"]
@@ -175,7 +183,7 @@ def main(argv=None) -> dict:
             "world_size": ctx.world_size, "python": platform.python_version(),
             "torch": torch.__version__,
         },
-        "settings": {**config, "batch_size": args.batch_size,
+        "settings": {**config, "batch_size": args.batch_size, "amp": args.amp,
                      "labels": args.labels,
                      "train_images": len(train), "test_images": len(test),
                      "student": student.config, "pretrained_backbone": backbone is not None,

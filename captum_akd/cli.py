@@ -275,6 +275,11 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
                        help="no random horizontal flips (in either stage).")
     group.add_argument("--mixup", type=float, default=s1.mixup,
                        help="mixup Beta parameter, 0 to disable (default 0).")
+    group.add_argument("--jpeg-quality", type=int, nargs="+", metavar="Q",
+                       help="re-encode each augmented training image as a JPEG of quality Q, "
+                            "or of one drawn per image from LOW HIGH, before both models see "
+                            "it: for data that are JPEGs already, whose block grid a crop "
+                            "shifts (default: off).")
     group.add_argument("--grad-clip", type=float,
                        help="clip the gradient norm to this value (both stages).")
     group.add_argument("--mutual-weight", type=float, default=s1.mutual_weight,
@@ -332,7 +337,9 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
                        help="images per batch and process (default 128).")
     group.add_argument("--device", help="cpu, cuda or cuda:N (default cuda when available).")
     group.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                       help="mixed precision (default: on with CUDA).")
+                       help="mixed precision, bfloat16 autocast of the student (default: on with "
+                            "CUDA; --amp turns it on for the CPU too, fast on CPUs with "
+                            "bfloat16 instructions).")
     group.add_argument("--seed", type=int, default=0,
                        help="seeds the student's initialisation, data order, augmentation "
                             "and class choices (default 0).")
@@ -582,6 +589,7 @@ def run_distill(args: argparse.Namespace) -> int:
         epochs=args.epochs, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
         momentum=args.momentum, warmup_epochs=args.warmup_epochs, temperature=args.temperature,
         alpha=args.alpha, crop=args.crop, padding=args.padding, flip=flip, mixup=args.mixup,
+        jpeg_quality=args.jpeg_quality,
         grad_clip=args.grad_clip, mutual_weight=args.mutual_weight,
         attention_weight=args.attention_weight, attention_grid=args.attention_grid,
         eval_every=args.eval_every,

@@ -129,7 +129,7 @@ def test_agreement_analysis_splits_add_up() -> None:
     """The disagreement analysis on a tiny black box and a student that copies it."""
     import torch
 
-    from benchmarks.agreement_cifar10 import analyse, shift
+    from benchmarks.agreement_cifar10 import VIEWS, analyse, shift, view_agreement
 
     torch.manual_seed(0)
     images = torch.randn(40, 3, 8, 8)
@@ -152,6 +152,14 @@ def test_agreement_analysis_splits_add_up() -> None:
     mixed = (stable * report["agreement_where_target_mirror_stable"]
              + (1 - stable) * report["agreement_where_target_mirror_unstable"])
     assert abs(mixed - report["top1_agreement"]) < 1e-6
+
+    # Views: the plain one repeats the analysis; JPEG needs the normalisation.
+    views = view_agreement(target, other, images, labels, {"mean": [0.5] * 3, "std": [0.25] * 3},
+                           batch_size=16)
+    assert set(views) == set(VIEWS)
+    assert views["as is"]["top1_agreement"] == report["top1_agreement"]
+    assert views["as is"]["target_accuracy"] == 0.75
+    assert views["re-encoded q75"] != views["as is"]
 
 
 def test_average_students_means_weights_and_batch_norm() -> None:

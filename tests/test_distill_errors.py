@@ -111,3 +111,10 @@ def test_bad_options():
                            quiet=True)
     with pytest.raises(TypeError, match="AttentiveStudent"):
         distill_student(square_target, make_dataset(16), student=torch.nn.Linear(2, 2), **FAST)
+
+
+def test_jpeg_recompression_needs_pixels_or_their_normalization():
+    # The square task's images are normalised (about -1.5 to 1.5), not pixels.
+    expect_error(ValueError, "`jpeg_quality` needs pixels in \\[0, 1\\].*`normalization`",
+                 jpeg_quality=75)
+    expect_error(ValueError, "`jpeg_quality` must be", jpeg_quality=[90, 10])

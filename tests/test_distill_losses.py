@@ -11,7 +11,7 @@ from captum_akd.distill import losses as L
 from captum_akd.distill.batches import Collate, split_batch, split_item
 from captum_akd.distill.config import resolve_config
 from captum_akd.distill.mutual import grid_cells, local_attention_loss, mutual_kl, pearson
-from captum_akd.distill.optim import build_optimizer, cosine_schedule
+from captum_akd.distill.optim import Precision, build_optimizer, cosine_schedule
 from captum_akd.distill.stage2 import choose_classes
 from captum_akd.distill.state import _decode, _encode
 
@@ -129,6 +129,54 @@ def test_mixup_reports_its_mix():
     assert torch.allclose(out, mix.lam * images + (1 - mix.lam) * images[mix.perm])
 
 
+def test_jpeg_recompression_in_pixel_and_normalised_space():
+    g = torch.Generator().manual_seed(0)
+    pixels = torch.rand(3, 3, 16, 16, generator=g)
+    out, mix = BatchAugment(crop="none", flip=False, jpeg_quality=75)(
+        pixels, torch.Generator().manual_seed(1))
+    assert mix is None and out.shape == pixels.shape and out.dtype == pixels.dtype
+    # Lossy: noise does not survive, but stays on the 8-bit pixel grid in [0, 1].
+    assert 0.02 < (out - pixels).abs().mean() < 0.3
+    assert torch.allclose(out * 255, (out * 255).round(), atol=1e-3)
+    # A higher quality keeps more of the image.
+    finer, _ = BatchAugment(crop="none", flip=False, jpeg_quality=98)(
+        pixels, torch.Generator().manual_seed(1))
+    assert (finer - pixels).abs().mean() < (out - pixels).abs().mean()
+    # Normalised inputs go back to pixels and return normalised.
+    norm = {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}
+    mean, std = (torch.tensor(norm[k]).reshape(1, 3, 1, 1) for k in ("mean", "std"))
+    normed, _ = BatchAugment(crop="none", flip=False, jpeg_quality=75, normalization=norm)(
+        (pixels - mean) / std, torch.Generator().manual_seed(1))
+    assert torch.allclose(normed * std + mean, out, atol=1e-5)
+    # Grey images keep their one channel.
+    grey, _ = BatchAugment(crop="none", flip=False, jpeg_quality=75)(
+        pixels[:, :1], torch.Generator().manual_seed(1))
+    assert grey.shape == (3, 1, 16, 16)
+
+
+def test_jpeg_quality_ranges_are_drawn_per_image_and_seeded():
+    pixels = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)).expand(
+        16, 3, 16, 16)
+    augment = BatchAugment(crop="none", flip=False, jpeg_quality=[10, 95])
+    out, _ = augment(pixels, torch.Generator().manual_seed(2))
+    again, _ = augment(pixels, torch.Generator().manual_seed(2))
+    assert torch.equal(out, again)
+    # The same image comes back differently: the qualities differ between images.
+    assert len({round(float((o - pixels[0]).abs().mean()), 6) for o in out}) > 3
+
+
+def test_jpeg_recompression_rejects_what_it_cannot_encode():
+    with pytest.raises(ValueError, match="`jpeg_quality`.*got 0"):
+        BatchAugment(jpeg_quality=0)
+    with pytest.raises(ValueError, match="`normalization` must be a dict"):
+        BatchAugment(jpeg_quality=75, normalization={"mean": [0.5]})
+    augment = BatchAugment(crop="none", flip=False, jpeg_quality=75)
+    with pytest.raises(ValueError, match="pixels in \\[0, 1\\].*`normalization`"):
+        augment(torch.randn(2, 3, 8, 8) * 3, torch.Generator())
+    with pytest.raises(ValueError, match="1- or 3-channel"):
+        augment(torch.rand(2, 2, 8, 8), torch.Generator())
+
+
 def test_choose_classes():
     predicted = torch.tensor([0, 1, 2, 3] * 25)
     logits = torch.zeros(100, 4)
@@ -174,9 +222,13 @@ def test_configs_validate_and_resolve():
     with pytest.raises(TypeError, match="unknown DistillConfig option"):
         resolve_config(DistillConfig, None, {"epoch": 3})
     for bad in ({"epochs": 0}, {"alpha": 1.5}, {"optimizer": "adam"}, {"crop": "zoom"},
-                {"temperature": -1}):
+                {"temperature": -1}, {"jpeg_quality": 101}, {"jpeg_quality": [90, 50]},
+                {"jpeg_quality": [50, 70, 90]}, {"jpeg_quality": 75.0}):
         with pytest.raises(ValueError):
             DistillConfig(**bad)
+    # One stored form per setting.
+    assert DistillConfig(jpeg_quality=[75]).jpeg_quality == 75
+    assert DistillConfig(jpeg_quality=(50, 90)).jpeg_quality == [50, 90]
     for bad in ({"area_target": 1.0}, {"blur_kernel": 4}, {"other_class": "all"},
                 {"other_class_fraction": 2.0}):
         with pytest.raises(ValueError):
@@ -220,3 +272,17 @@ def test_item_and_batch_forms():
     dict_batch = next(iter(DataLoader([{"image": image, "label": 1}] * 2, batch_size=2)))
     assert split_batch(dict_batch)[1].tolist() == [1, 1]
     assert split_batch(torch.rand(2, 3, 4, 4))[1].tolist() == [-1, -1]
+
+
+def test_mixed_precision_on_the_cpu_is_bfloat16_without_a_scaler():
+    precision = Precision(torch.device("cpu"), enabled=True)
+    assert (precision.enabled, precision.dtype) == (True, torch.bfloat16)
+    assert not precision.scaler.is_enabled()
+    net = torch.nn.Conv2d(3, 4, 3)
+    with precision.autocast():
+        out = net(torch.randn(2, 3, 8, 8))
+    assert out.dtype == torch.bfloat16
+    # Off unless asked for on the CPU.
+    assert not Precision(torch.device("cpu")).enabled
+    with pytest.raises(ValueError, match="`amp=True` needs a CUDA device or the CPU"):
+        Precision(torch.device("meta"), enabled=True)

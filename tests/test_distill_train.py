@@ -137,8 +137,15 @@ def test_mutual_transfer_trains_two_students(tmp_path):
     assert (tmp_path / "mutual" / "peer.safetensors").is_file()
 
 
-@pytest.mark.parametrize("crop, mixup", [("resized", 0.4)])
-def test_other_augmentations_run(crop, mixup):
+@pytest.mark.parametrize("crop, mixup, jpeg_quality, amp", [("resized", 0.4, None, False),
+                                                            ("pad", 0.4, [50, 90], True)])
+def test_other_augmentations_run(crop, mixup, jpeg_quality, amp):
+    # The square task's images are normalised pixels: mean 0.5, std 0.5.
+    normalization = {"mean": [0.5] * 3, "std": [0.5] * 3}
     result = distill_student(square_target, make_dataset(64), student=tiny_student(), epochs=1,
-                             crop=crop, mixup=mixup, optimizer="sgd", grad_clip=1.0, **FAST)
+                             crop=crop, mixup=mixup, jpeg_quality=jpeg_quality,
+                             normalization=normalization, amp=amp, optimizer="sgd",
+                             grad_clip=1.0, **FAST)
     assert result.report is not None
+    # Autocast computes in bfloat16 but keeps the weights in float32.
+    assert {p.dtype for p in result.student.parameters()} == {torch.float32}

@@ -89,7 +89,8 @@ def distill(
         normalization (dict, optional): ``{"mean": [...], "std": [...]}`` of
             the black box's input space, stored with the checkpoint.
         device (str or torch.device, optional): default CUDA when available.
-        amp (bool, optional): mixed precision, default on for CUDA.
+        amp (bool, optional): mixed precision (bfloat16 autocast), default on
+            for CUDA; ``True`` turns it on for the CPU too.
         seed (int): seeds everything random. Default: 0.
         num_workers (int): DataLoader worker processes. Default: 0.
         resume (bool): continue the run in ``out``. Default: False.

@@ -9,12 +9,16 @@ depends only on its seed.
 
 from __future__ import annotations
 
+import io
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 
 CROP_MODES = ("pad", "resized", "none")
@@ -45,8 +49,38 @@ class Mix:
     lam: float
 
 
+def check_jpeg_quality(quality: Any, name: str = "jpeg_quality") -> None:
+    """Check a JPEG quality setting: None, Q, ``[Q]`` or ``[low, high]``, each in 1..100.
+
+    Args:
+        quality: the setting to check.
+        name: the argument's name for the error message.
+
+    Raises:
+        ValueError: naming ``name``, if ``quality`` is anything else (a float,
+            a bool, a value outside 1..100, ``low > high``, more than two).
+
+    Examples::
+
+        >>> check_jpeg_quality([50, 90])
+        >>> check_jpeg_quality(0)
+        Traceback (most recent call last):
+        ...
+        ValueError: `jpeg_quality` must be None, Q or [LOW, HIGH], ints in 1..100, LOW<=HIGH; got 0
+    """
+    if quality is None:
+        return
+    values = list(quality) if isinstance(quality, (list, tuple)) else [quality]
+    ok = len(values) in (1, 2) and all(
+        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100 for v in values
+    ) and values[0] <= values[-1]
+    if not ok:
+        raise ValueError(f"`{name}` must be None, Q or [LOW, HIGH], ints in 1..100, "
+                         f"LOW<=HIGH; got {quality!r}")
+
+
 class BatchAugment:
-    """Random crop, horizontal flip and optional mixup on ``N x C x H x W`` batches.
+    """Random crop, horizontal flip, JPEG re-compression and mixup on ``N x C x H x W`` batches.
 
     Args:
         crop: ``"pad"``: pad by ``padding`` pixels (zeros, i.e. the mean of a
@@ -59,6 +93,17 @@ class BatchAugment:
         ratio: aspect ratio range of ``"resized"`` boxes.
         flip: flip half the images horizontally.
         mixup: Beta(``mixup``, ``mixup``) parameter of mixup; 0 disables it.
+        jpeg_quality: re-encode every image as a JPEG of this quality after the
+            crop and flip (and before mixup), or of a quality drawn per image
+            from ``[low, high]``; ``None`` disables it. The student then also
+            learns what the black box says about compression artefacts. On
+            images that were JPEGs already, a crop has moved their 8 x 8
+            blocks off the grid; re-encoding adds artefacts on the grid
+            again, over the moved ones. Encoding runs on the CPU (a CUDA batch
+            is copied there and back). Needs 1- or 3-channel images.
+        normalization: ``{"mean": [...], "std": [...]}`` the images were
+            normalised with, to map them back to pixels for ``jpeg_quality``;
+            ``None``: the images are pixels in [0, 1].
 
     Examples::
 
@@ -76,6 +121,8 @@ class BatchAugment:
         ratio: tuple[float, float] = (3 / 4, 4 / 3),
         flip: bool = True,
         mixup: float = 0.0,
+        jpeg_quality: int | tuple[int, int] | list[int] | None = None,
+        normalization: Mapping[str, Any] | None = None,
     ) -> None:
         if crop not in CROP_MODES:
             raise ValueError(f"`crop` must be one of {CROP_MODES}; got {crop!r}")
@@ -87,12 +134,18 @@ class BatchAugment:
             raise ValueError(f"`ratio` must satisfy 0 < low <= high; got {ratio!r}")
         if mixup < 0:
             raise ValueError(f"`mixup` must be >= 0; got {mixup!r}")
+        check_jpeg_quality(jpeg_quality)
+        if normalization is not None and set(normalization) != {"mean", "std"}:
+            raise ValueError("`normalization` must be a dict with keys 'mean' and 'std'; "
+                             f"got keys {sorted(normalization)}")
         self.crop = crop
         self.padding = padding
         self.scale = scale
         self.ratio = ratio
         self.flip = flip
         self.mixup = mixup
+        self.jpeg_quality = jpeg_quality
+        self.normalization = normalization
 
     def __call__(self, images: Tensor, generator: torch.Generator) -> tuple[Tensor, Mix | None]:
         """Augment ``images``; returns the batch and the mix applied (or ``None``)."""
@@ -106,6 +159,8 @@ class BatchAugment:
         if flips is not None and bool(flips.any()):
             mask = flips.to(images.device)[:, None, None, None]
             images = torch.where(mask, images.flip(-1), images)
+        if self.jpeg_quality is not None:
+            images = self._jpeg(images, generator)
         mix = None
         if self.mixup > 0 and n > 1:
             seed = int(torch.randint(0, 2**62, (1,), generator=generator))
@@ -154,3 +209,42 @@ class BatchAugment:
         grid = F.affine_grid(theta, [n, images.shape[1], h, w], align_corners=False)
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection",
                              align_corners=False)
+
+    def _jpeg(self, images: Tensor, generator: torch.Generator) -> Tensor:
+        n, c = images.shape[:2]
+        if c not in (1, 3):
+            raise ValueError(f"`jpeg_quality` needs 1- or 3-channel images; got {c} channels")
+        bounds = self.jpeg_quality
+        low, high = (bounds, bounds) if isinstance(bounds, int) else (bounds[0], bounds[-1])
+        qualities = torch.randint(low, high + 1, (n,), generator=generator).tolist()
+        shape = (1, c, 1, 1)
+        mean = std = None
+        pixels = images.detach().float().cpu()
+        if self.normalization is not None:
+            mean = torch.as_tensor(self.normalization["mean"], dtype=torch.float32).reshape(shape)
+            std = torch.as_tensor(self.normalization["std"], dtype=torch.float32).reshape(shape)
+            pixels = pixels * std + mean
+        elif pixels.min() < -1e-3 or pixels.max() > 1 + 1e-3:
+            raise ValueError(
+                "`jpeg_quality` needs pixels in [0, 1]; these images range over "
+                f"[{float(pixels.min()):.3g}, {float(pixels.max()):.3g}]: pass the "
+                "`normalization` they were made with"
+            )
+        pixels = (pixels.clamp(0, 1) * 255).round().to(torch.uint8)
+        decoded = torch.stack([
+            _jpeg_round_trip(image, quality)
+            for image, quality in zip(pixels, qualities, strict=True)
+        ]).float() / 255
+        if mean is not None:
+            decoded = (decoded - mean) / std
+        return decoded.to(device=images.device, dtype=images.dtype)
+
+
+def _jpeg_round_trip(image: Tensor, quality: int) -> Tensor:
+    """Encode a ``C x H x W`` uint8 image (C = 1 or 3) as a JPEG and decode it again."""
+    array = image.permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(
+        buffer, format="JPEG", quality=quality)
+    decoded = torch.from_numpy(np.asarray(Image.open(buffer)).copy())
+    return decoded[None] if decoded.ndim == 2 else decoded.permute(2, 0, 1)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from captum_akd.distill.augment import CROP_MODES
+from captum_akd.distill.augment import CROP_MODES, check_jpeg_quality
 
 OPTIMIZERS = ("adamw", "sgd")
 OTHER_CLASS_MODES = ("second", "random")
@@ -101,6 +101,11 @@ class DistillConfig(_Optimization):
         padding: padding of ``"pad"``; ``None`` is an eighth of the side.
         flip: random horizontal flips. Default: True.
         mixup: mixup Beta parameter, 0 to disable. Default: 0.
+        jpeg_quality: re-encode each augmented image as a JPEG of this
+            quality (an int or ``[q]``), or of one drawn per image from
+            ``[low, high]`` (see
+            :class:`~captum_akd.distill.BatchAugment`); ``None`` disables it.
+            Default: None.
         temperature: softening temperature ``T``. Default: 4.
         alpha: weight of the KL term against the cross-entropy on hard labels.
             Default: 0.9.
@@ -122,6 +127,7 @@ class DistillConfig(_Optimization):
     epochs: int = 30
     warmup_epochs: float = 1.0
     mixup: float = 0.0
+    jpeg_quality: int | list[int] | None = None
     temperature: float = 4.0
     alpha: float = 0.9
     mutual_weight: float = 1.0
@@ -132,6 +138,11 @@ class DistillConfig(_Optimization):
     def __post_init__(self) -> None:
         super().__post_init__()
         _non_negative(self.mixup, "mixup")
+        check_jpeg_quality(self.jpeg_quality)
+        # One form per setting, as the checkpoint's JSON stores it: Q or [LOW, HIGH].
+        if isinstance(self.jpeg_quality, (list, tuple)):
+            low, high = self.jpeg_quality[0], self.jpeg_quality[-1]
+            self.jpeg_quality = low if len(self.jpeg_quality) == 1 else [low, high]
         _positive(self.temperature, "temperature")
         _fraction(self.alpha, "alpha")
         _non_negative(self.mutual_weight, "mutual_weight")

@@ -29,7 +29,7 @@ class RunSettings:
         image_size: ``(H, W)`` every image is resized to, or ``None``.
         normalization: the ``{"mean", "std"}`` the data was normalised with,
             recorded in the checkpoint, or ``None``.
-        amp: mixed precision; ``None`` enables it on CUDA (see
+        amp: mixed precision; ``None`` enables it on CUDA only (see
             :class:`~captum_akd.distill.optim.Precision`).
         seed: seeds initialisation, data order, augmentation and class choices.
         num_workers: data-loader worker processes.

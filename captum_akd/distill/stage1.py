@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from captum_akd._validation import call_black_box, check_target_range
 from captum_akd.distill.augment import BatchAugment
-from captum_akd.distill.batches import EpochLoader
+from captum_akd.distill.batches import EpochLoader, probe_batch
 from captum_akd.distill.checks import check_batch_size, normalise_image_size, preflight
 from captum_akd.distill.config import DistillConfig, resolve_config
 from captum_akd.distill.distributed import DistContext, broadcast_buffers, setup, wrap
@@ -165,6 +165,12 @@ def _distill_student(
         raise ValueError(f"`peer` has {peer.num_classes} classes; the black box gives "
                          f"{info.num_classes}")
     input_size = settings.image_size or info.image_shape[1:]
+    augment = BatchAugment(config.crop, config.padding, flip=config.flip, mixup=config.mixup,
+                           jpeg_quality=config.jpeg_quality, normalization=settings.normalization)
+    if config.jpeg_quality is not None:
+        # JPEG needs pixels: a few images show now, not at the first step, if they are not.
+        augment(probe_batch(train_data, settings.image_size, "train_data")[0],
+                torch.Generator().manual_seed(0))
     fingerprint = {
         "config": config.to_dict(),
         "student": student.config,
@@ -219,7 +225,6 @@ def _distill_student(
         run.state = TrainingState(stage=STAGE, history={STAGE: []})
     run.state.fingerprints[STAGE] = normalise_json(fingerprint)
     history = run.state.history.setdefault(STAGE, [])
-    augment = BatchAugment(config.crop, config.padding, flip=config.flip, mixup=config.mixup)
 
     def step(images: Tensor, labels: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
         # Labels are still on the CPU here, so this costs no device sync.
@@ -308,7 +313,7 @@ def distill_student(
 
     The black box is only called, under :func:`torch.no_grad`, on input
     tensors; its parameters, gradients and internals are never read. Every
-    batch is augmented (crop, flip, optionally mixup) before *both* models see
+    batch is augmented (crop, flip, optionally JPEG and mixup) before *both* models see
     it, and the student minimises
     ``alpha * T^2 * KL(softmax(z_t / T) || softmax(z_s / T)) + (1 - alpha) * CE(z_s, y)``
     with ``y`` the dataset's label where there is one, else the black box's
@@ -342,7 +347,8 @@ def distill_student(
         normalization (dict, optional): ``{"mean": [...], "std": [...]}`` of
             the black box's input space, stored in the checkpoint.
         device (str or torch.device, optional): default CUDA if available.
-        amp (bool, optional): mixed precision; default on for CUDA.
+        amp (bool, optional): mixed precision (bfloat16 autocast); default
+            on for CUDA, ``True`` turns it on for the CPU too.
         seed (int): seeds data order, augmentation and everything random.
         num_workers (int): DataLoader workers for a ``Dataset``.
         resume (bool): continue the run in ``out`` (a missing ``out`` starts
