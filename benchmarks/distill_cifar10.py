@@ -81,6 +81,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--alpha", type=float, default=0.9)
     parser.add_argument("--mixup", type=float, default=0.0)
+    parser.add_argument("--cutmix", type=float, default=0.0,
+                        help="CutMix Beta parameter (with --mixup: one of the two per batch)")
     parser.add_argument("--jpeg-quality", type=int, nargs="+", metavar="Q",
                         help="re-encode each augmented image as a JPEG of quality Q, or of "
                              "one drawn from LOW HIGH (the data are quality-75 JPEGs)")
@@ -146,7 +148,8 @@ def main(argv=None) -> dict:
     lap = time.perf_counter()
     config = {"epochs": args.epochs, "optimizer": args.optimizer, "lr": args.lr,
               "warmup_epochs": args.warmup_epochs, "temperature": args.temperature,
-              "alpha": args.alpha, "mixup": args.mixup, "crop": args.crop,
+              "alpha": args.alpha, "mixup": args.mixup, "cutmix": args.cutmix,
+              "crop": args.crop,
               "jpeg_quality": args.jpeg_quality,
               "flip": not args.no_flip}
     train_data = train if args.labels == "dataset" else WithoutLabels(train)

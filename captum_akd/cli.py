@@ -275,6 +275,11 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
                        help="no random horizontal flips (in either stage).")
     group.add_argument("--mixup", type=float, default=s1.mixup,
                        help="mixup Beta parameter, 0 to disable (default 0).")
+    group.add_argument("--cutmix", type=float, default=s1.cutmix,
+                       help="CutMix Beta parameter, 0 to disable (default 0): a box from "
+                            "another image of the batch is pasted in, and the black box "
+                            "labels the result; with --mixup too, each batch gets one of "
+                            "the two.")
     group.add_argument("--jpeg-quality", type=int, nargs="+", metavar="Q",
                        help="re-encode each augmented training image as a JPEG of quality Q, "
                             "or of one drawn per image from LOW HIGH, before both models see "
@@ -589,6 +594,7 @@ def run_distill(args: argparse.Namespace) -> int:
         epochs=args.epochs, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
         momentum=args.momentum, warmup_epochs=args.warmup_epochs, temperature=args.temperature,
         alpha=args.alpha, crop=args.crop, padding=args.padding, flip=flip, mixup=args.mixup,
+        cutmix=args.cutmix,
         jpeg_quality=args.jpeg_quality,
         grad_clip=args.grad_clip, mutual_weight=args.mutual_weight,
         attention_weight=args.attention_weight, attention_grid=args.attention_grid,

@@ -129,6 +129,36 @@ def test_mixup_reports_its_mix():
     assert torch.allclose(out, mix.lam * images + (1 - mix.lam) * images[mix.perm])
 
 
+def test_cutmix_pastes_a_box_from_the_partner_and_reports_it():
+    images = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    augment = BatchAugment(crop="none", flip=False, cutmix=1.0)
+    boxes = set()
+    for seed in range(20):
+        out, mix = augment(images, torch.Generator().manual_seed(seed))
+        again, _ = augment(images, torch.Generator().manual_seed(seed))
+        assert torch.equal(out, again)
+        top, bottom, left, right = mix.box
+        inside = torch.zeros(8, 8, dtype=torch.bool)
+        inside[top:bottom, left:right] = True
+        assert torch.equal(out[..., inside], images[mix.perm][..., inside])
+        assert torch.equal(out[..., ~inside], images[..., ~inside])
+        assert mix.lam == pytest.approx(1 - inside.float().mean().item())
+        boxes.add(mix.box)
+    assert len(boxes) > 10
+    # The caller's batch is left alone.
+    assert torch.equal(images, torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(0)))
+
+
+def test_mixup_and_cutmix_together_take_turns():
+    images = torch.rand(4, 3, 8, 8)
+    augment = BatchAugment(crop="none", flip=False, mixup=1.0, cutmix=1.0)
+    kinds = [augment(images, torch.Generator().manual_seed(seed))[1].box is None
+             for seed in range(40)]
+    assert 10 < sum(kinds) < 30
+    with pytest.raises(ValueError, match="`cutmix` must be >= 0"):
+        BatchAugment(cutmix=-1.0)
+
+
 def test_jpeg_recompression_in_pixel_and_normalised_space():
     g = torch.Generator().manual_seed(0)
     pixels = torch.rand(3, 3, 16, 16, generator=g)

@@ -137,13 +137,16 @@ def test_mutual_transfer_trains_two_students(tmp_path):
     assert (tmp_path / "mutual" / "peer.safetensors").is_file()
 
 
-@pytest.mark.parametrize("crop, mixup, jpeg_quality, amp", [("resized", 0.4, None, False),
-                                                            ("pad", 0.4, [50, 90], True)])
-def test_other_augmentations_run(crop, mixup, jpeg_quality, amp):
+@pytest.mark.parametrize("crop, mixup, cutmix, jpeg_quality, amp", [
+    ("resized", 0.4, 0.0, None, False),
+    ("pad", 0.4, 1.0, [50, 90], True),
+])
+def test_other_augmentations_run(crop, mixup, cutmix, jpeg_quality, amp):
     # The square task's images are normalised pixels: mean 0.5, std 0.5.
     normalization = {"mean": [0.5] * 3, "std": [0.5] * 3}
     result = distill_student(square_target, make_dataset(64), student=tiny_student(), epochs=1,
-                             crop=crop, mixup=mixup, jpeg_quality=jpeg_quality,
+                             crop=crop, mixup=mixup, cutmix=cutmix,
+                             jpeg_quality=jpeg_quality,
                              normalization=normalization, amp=amp, optimizer="sgd",
                              grad_clip=1.0, **FAST)
     assert result.report is not None

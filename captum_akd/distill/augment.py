@@ -26,14 +26,19 @@ CROP_MODES = ("pad", "resized", "none")
 
 @dataclass
 class Mix:
-    """How a batch was mixed: image ``i`` is ``lam * x_i + (1 - lam) * x_perm[i]``.
+    """How a batch was mixed with a shuffled copy of itself.
 
-    The training step mixes the hard labels' cross-entropy with the same
-    ``perm`` and ``lam``.
+    Mixup blends whole images: image ``i`` is ``lam * x_i + (1 - lam) * x_perm[i]``.
+    CutMix pastes a box of image ``perm[i]`` into image ``i`` (the same box for
+    the whole batch); ``lam`` is then the fraction of pixels that image ``i``
+    keeps. Either way the training step mixes the hard labels' cross-entropy
+    with the same ``perm`` and ``lam``.
 
     Attributes:
         perm: the ``N`` indices of each image's partner.
-        lam: the mixing weight in [0, 1], drawn from Beta(``mixup``, ``mixup``).
+        lam: the weight of the image's own content, in [0, 1].
+        box: for CutMix, the pasted rows and columns ``(top, bottom, left,
+            right)`` (end-exclusive); ``None`` for mixup.
 
     Examples::
 
@@ -43,10 +48,16 @@ class Mix:
         >>> out, mix = augment(images, torch.Generator().manual_seed(0))
         >>> torch.allclose(out, mix.lam * images + (1 - mix.lam) * images[mix.perm])
         True
+        >>> out, mix = BatchAugment(crop="none", flip=False, cutmix=1.0)(
+        ...     images, torch.Generator().manual_seed(0))
+        >>> top, bottom, left, right = mix.box
+        >>> mix.lam == 1 - (bottom - top) * (right - left) / 64
+        True
     """
 
     perm: Tensor
     lam: float
+    box: tuple[int, int, int, int] | None = None
 
 
 def check_jpeg_quality(quality: Any, name: str = "jpeg_quality") -> None:
@@ -80,7 +91,7 @@ def check_jpeg_quality(quality: Any, name: str = "jpeg_quality") -> None:
 
 
 class BatchAugment:
-    """Random crop, horizontal flip, JPEG re-compression and mixup on ``N x C x H x W`` batches.
+    """Random crop, flip, JPEG re-compression, mixup and CutMix on ``N x C x H x W`` batches.
 
     Args:
         crop: ``"pad"``: pad by ``padding`` pixels (zeros, i.e. the mean of a
@@ -93,8 +104,13 @@ class BatchAugment:
         ratio: aspect ratio range of ``"resized"`` boxes.
         flip: flip half the images horizontally.
         mixup: Beta(``mixup``, ``mixup``) parameter of mixup; 0 disables it.
+        cutmix: Beta(``cutmix``, ``cutmix``) parameter of CutMix (Yun et al.
+            2019): a box covering a fraction ``1 - lam`` of the image, at a
+            random place and clipped to the image, is pasted from each image's
+            partner; 0 disables it. With both ``mixup`` and ``cutmix`` set,
+            each batch gets one of the two, chosen with equal odds.
         jpeg_quality: re-encode every image as a JPEG of this quality after the
-            crop and flip (and before mixup), or of a quality drawn per image
+            crop and flip (and before mixup or CutMix), or of a quality drawn per image
             from ``[low, high]``; ``None`` disables it. The student then also
             learns what the black box says about compression artefacts. On
             images that were JPEGs already, a crop has moved their 8 x 8
@@ -121,6 +137,7 @@ class BatchAugment:
         ratio: tuple[float, float] = (3 / 4, 4 / 3),
         flip: bool = True,
         mixup: float = 0.0,
+        cutmix: float = 0.0,
         jpeg_quality: int | tuple[int, int] | list[int] | None = None,
         normalization: Mapping[str, Any] | None = None,
     ) -> None:
@@ -134,6 +151,8 @@ class BatchAugment:
             raise ValueError(f"`ratio` must satisfy 0 < low <= high; got {ratio!r}")
         if mixup < 0:
             raise ValueError(f"`mixup` must be >= 0; got {mixup!r}")
+        if cutmix < 0:
+            raise ValueError(f"`cutmix` must be >= 0; got {cutmix!r}")
         check_jpeg_quality(jpeg_quality)
         if normalization is not None and set(normalization) != {"mean", "std"}:
             raise ValueError("`normalization` must be a dict with keys 'mean' and 'std'; "
@@ -144,6 +163,7 @@ class BatchAugment:
         self.ratio = ratio
         self.flip = flip
         self.mixup = mixup
+        self.cutmix = cutmix
         self.jpeg_quality = jpeg_quality
         self.normalization = normalization
 
@@ -161,14 +181,25 @@ class BatchAugment:
             images = torch.where(mask, images.flip(-1), images)
         if self.jpeg_quality is not None:
             images = self._jpeg(images, generator)
-        mix = None
-        if self.mixup > 0 and n > 1:
-            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-            lam = float(np.random.default_rng(seed).beta(self.mixup, self.mixup))
-            perm = torch.randperm(n, generator=generator).to(images.device)
-            images = lam * images + (1 - lam) * images[perm]
-            mix = Mix(perm, lam)
-        return images, mix
+        if n < 2 or (self.mixup <= 0 and self.cutmix <= 0):
+            return images, None
+        use_cutmix = self.cutmix > 0
+        if self.mixup > 0 and self.cutmix > 0:
+            use_cutmix = bool(torch.rand(1, generator=generator) < 0.5)
+        # Beta draws come from numpy, seeded from the generator, so they repeat too.
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        concentration = self.cutmix if use_cutmix else self.mixup
+        lam = float(np.random.default_rng(seed).beta(concentration, concentration))
+        perm = torch.randperm(n, generator=generator).to(images.device)
+        if not use_cutmix:
+            return lam * images + (1 - lam) * images[perm], Mix(perm, lam)
+        h, w = images.shape[-2:]
+        top, bottom, left, right = _cut_box(h, w, 1 - lam, generator)
+        # Advanced indexing on the right copies, so the paste reads no pasted pixels.
+        images = images.clone()
+        images[:, :, top:bottom, left:right] = images[perm, :, top:bottom, left:right]
+        kept = 1 - (bottom - top) * (right - left) / (h * w)
+        return images, Mix(perm, kept, (top, bottom, left, right))
 
     def _pad_crop(self, images: Tensor, generator: torch.Generator) -> Tensor:
         n, _, h, w = images.shape
@@ -238,6 +269,19 @@ class BatchAugment:
         if mean is not None:
             decoded = (decoded - mean) / std
         return decoded.to(device=images.device, dtype=images.dtype)
+
+
+def _cut_box(
+    h: int, w: int, area: float, generator: torch.Generator
+) -> tuple[int, int, int, int]:
+    """A box of about ``area`` of an ``h x w`` image, with the image's aspect ratio,
+    centred at a random pixel and clipped to the image: ``(top, bottom, left, right)``."""
+    cut_h, cut_w = round(h * math.sqrt(area)), round(w * math.sqrt(area))
+    cy = int(torch.randint(0, h, (1,), generator=generator))
+    cx = int(torch.randint(0, w, (1,), generator=generator))
+    top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h - cut_h // 2, h)
+    left, right = max(cx - cut_w // 2, 0), min(cx + cut_w - cut_w // 2, w)
+    return top, bottom, left, right
 
 
 def _jpeg_round_trip(image: Tensor, quality: int) -> Tensor:

@@ -101,6 +101,9 @@ class DistillConfig(_Optimization):
         padding: padding of ``"pad"``; ``None`` is an eighth of the side.
         flip: random horizontal flips. Default: True.
         mixup: mixup Beta parameter, 0 to disable. Default: 0.
+        cutmix: CutMix Beta parameter, 0 to disable; with ``mixup`` too, each
+            batch gets one of the two (see
+            :class:`~captum_akd.distill.BatchAugment`). Default: 0.
         jpeg_quality: re-encode each augmented image as a JPEG of this
             quality (an int or ``[q]``), or of one drawn per image from
             ``[low, high]`` (see
@@ -127,6 +130,7 @@ class DistillConfig(_Optimization):
     epochs: int = 30
     warmup_epochs: float = 1.0
     mixup: float = 0.0
+    cutmix: float = 0.0
     jpeg_quality: int | list[int] | None = None
     temperature: float = 4.0
     alpha: float = 0.9
@@ -138,6 +142,7 @@ class DistillConfig(_Optimization):
     def __post_init__(self) -> None:
         super().__post_init__()
         _non_negative(self.mixup, "mixup")
+        _non_negative(self.cutmix, "cutmix")
         check_jpeg_quality(self.jpeg_quality)
         # One form per setting, as the checkpoint's JSON stores it: Q or [LOW, HIGH].
         if isinstance(self.jpeg_quality, (list, tuple)):

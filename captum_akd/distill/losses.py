@@ -87,8 +87,9 @@ def kd_loss(
         labels: ``N`` hard labels (see :func:`hard_labels`).
         temperature: softening temperature ``T``.
         alpha: weight of the KL term; ``1 - alpha`` weighs the cross-entropy.
-        labels_b: for mixup, the hard labels of the second image of each mix.
-        lam: for mixup, the weight of the first image (cross-entropy is
+        labels_b: for mixup or CutMix, the hard labels of the second image of
+            each mix.
+        lam: for mixup or CutMix, the weight of the first image (cross-entropy is
             ``lam * CE(z_s, y) + (1 - lam) * CE(z_s, y_b)``).
 
     Returns:

@@ -166,6 +166,7 @@ def _distill_student(
                          f"{info.num_classes}")
     input_size = settings.image_size or info.image_shape[1:]
     augment = BatchAugment(config.crop, config.padding, flip=config.flip, mixup=config.mixup,
+                           cutmix=config.cutmix,
                            jpeg_quality=config.jpeg_quality, normalization=settings.normalization)
     if config.jpeg_quality is not None:
         # JPEG needs pixels: a few images show now, not at the first step, if they are not.
@@ -313,7 +314,7 @@ def distill_student(
 
     The black box is only called, under :func:`torch.no_grad`, on input
     tensors; its parameters, gradients and internals are never read. Every
-    batch is augmented (crop, flip, optionally JPEG and mixup) before *both* models see
+    batch is augmented (crop, flip, optionally JPEG and mixup or CutMix) before *both* models see
     it, and the student minimises
     ``alpha * T^2 * KL(softmax(z_t / T) || softmax(z_s / T)) + (1 - alpha) * CE(z_s, y)``
     with ``y`` the dataset's label where there is one, else the black box's
