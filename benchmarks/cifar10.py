@@ -1,7 +1,7 @@
 """CIFAR-10 track: the public ResNet-56 as the black box, explained on cifar10-test.
 
 The student is, in order of preference: the checkpoint given by
-``--checkpoint``; the run of ``benchmarks/distill_cifar10.py``
+``--checkpoint``; a finished run of ``benchmarks/distill_cifar10.py``
 (``--student-checkpoint``, by default its ``checkpoint-e30-explainer`` or
 ``checkpoint-e30``; a stage-1-only run gets its explainer trained here); or a
 distillation run here (cached). The evaluation images are a class-balanced,
@@ -16,8 +16,10 @@ the trained and the randomised network, by Spearman rank correlation
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +32,15 @@ from benchmarks.common import (
     TrackSetup,
     cached_attribution,
     cifar_split,
-    has_trained_explainer,
-    has_trained_student,
     load_explicit_checkpoint,
     normalize_image,
     predictions,
 )
 from captum_akd import AttentiveDistillationAttribution
+from captum_akd.blackbox import CountingBlackBox
+from captum_akd.checkpoint import file_sha256
 from captum_akd.models import AttentiveStudent
+from captum_akd.report import save_maps_grid
 from captum_akd.zoo.cifar_resnet import CIFAR_MEAN, CIFAR_STD, cifar_resnet56, normalize_cifar
 
 NAME = "cifar10"
@@ -55,14 +58,33 @@ NORMALIZATION = {"mean": list(CIFAR_MEAN), "std": list(CIFAR_STD)}
 #: ``limit -> training set`` and ``() -> validation set``, loaded on first use.
 TrainSet = Callable[[int | None], Dataset]
 ValSet = Callable[[], Dataset]
+#: A distilled attribution and the record of where it came from.
+Distilled = tuple[AttentiveDistillationAttribution, dict[str, Any]]
+
+
+@dataclass
+class Run:
+    """What every distillation of this track shares.
+
+    Attributes:
+        args: the parsed command line.
+        data: the data folder (cifar10/ and weights/).
+        device: where to train and explain.
+        progress: show progress bars.
+        train_set: loads the training set (a class-balanced subset of a size).
+        val_set: loads the validation set.
+    """
+
+    args: argparse.Namespace
+    data: Path
+    device: torch.device
+    progress: bool
+    train_set: TrainSet
+    val_set: ValSet
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
-    """Add the options of this track.
-
-    Args:
-        group: the parser's group for this track.
-    """
+    """:meth:`~benchmarks.common.Track.add_arguments` of CIFAR-10."""
     group.add_argument("--student-checkpoint", default="auto",
                        help="cifar10: a run of benchmarks/distill_cifar10.py to take the student "
                             "(and its explainer, if trained) from; 'auto' looks for "
@@ -73,8 +95,10 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="cifar10: test images for the distillation's fidelity reports")
     group.add_argument("--fidelity-images", type=int,
                        help="cifar10: test images for the student's agreement (default all)")
-    group.add_argument("--sanity", action=argparse.BooleanOptionalAction, default=True,
-                       help="cifar10: run the model-randomisation sanity check")
+    group.add_argument("--sanity", action=argparse.BooleanOptionalAction, default=None,
+                       help="cifar10: run the model-randomisation sanity check (default: on; "
+                            "off with --checkpoint, which re-scores without training, since "
+                            "the check re-distils AKD from a randomised network)")
     group.add_argument("--sanity-images", type=int, default=200,
                        help="cifar10: evaluation images of the sanity check")
     group.add_argument("--sanity-epochs", type=int, default=5,
@@ -124,25 +148,46 @@ def round_robin(labels: list[int], seed: int) -> Tensor:
     return torch.tensor([i for _, _, i in sorted(keys)], dtype=torch.long)
 
 
-def stage1_checkpoint(choice: str) -> Path | None:
+def run_record(path: Path) -> dict[str, Any] | None:
+    """What distill_cifar10.py recorded when the run at ``path`` ended, or ``None``.
+
+    It writes ``<name>.json`` beside ``checkpoint-<name>`` (and
+    ``checkpoint-<name>-explainer``) only after its last stage returned, so a
+    record says the run finished; a run stopped half-way has none.
+
+    Args:
+        path: a run directory of distill_cifar10.py.
+
+    Returns:
+        The parsed record, or ``None`` without a checkpoint or a record.
+    """
+    name = path.name.removeprefix("checkpoint-").removesuffix("-explainer")
+    record = path.parent / f"{name}.json"
+    if not (path / "config.json").is_file() or not record.is_file():
+        return None
+    return json.loads(record.read_text(encoding="utf-8"))
+
+
+def stage1_checkpoint(choice: str) -> tuple[Path, bool] | None:
     """The distill_cifar10 run to start from, or ``None`` to distil here.
 
     Args:
         choice: ``--student-checkpoint``: ``"auto"``, ``"none"`` or a path.
 
     Returns:
-        A run directory whose student is finished, or ``None``.
+        ``(run directory, whether its explainer is trained)``, or ``None``.
     """
     if choice == "none":
         return None
+    paths = [Path(choice)] if choice != "auto" else [
+        DISTILL_CIFAR10 / name for name in ("checkpoint-e30-explainer", "checkpoint-e30")]
+    for path in paths:
+        record = run_record(path)
+        if record is not None:
+            return path, path.name.endswith("-explainer") and record.get("explainer") is not None
     if choice != "auto":
-        path = Path(choice)
-        if not has_trained_student(path):
-            raise ValueError(f"--student-checkpoint {choice!r} holds no finished student")
-        return path
-    for name in ("checkpoint-e30-explainer", "checkpoint-e30"):
-        if has_trained_student(DISTILL_CIFAR10 / name):
-            return DISTILL_CIFAR10 / name
+        raise ValueError(f"--student-checkpoint {choice!r} holds no finished student (no "
+                         "record of distill_cifar10.py beside it)")
     return None
 
 
@@ -169,69 +214,57 @@ def student_recipe(args: argparse.Namespace, data: Path) -> AttentiveStudent:
                                 backbone_weights=backbone)
 
 
-def distilled(args: argparse.Namespace, name: str, target: torch.nn.Module, epochs: int,
-              explainer_epochs: int, train_images: int | None, data: Path,
-              device: torch.device, progress: bool, train_set: TrainSet,
-              val_set: ValSet) -> tuple[AttentiveDistillationAttribution, dict[str, Any]]:
+def distilled(run: Run, name: str, target: torch.nn.Module, epochs: int,
+              explainer_epochs: int, train_images: int | None) -> Distilled:
     """Distil ``target`` here (cached), both stages, with distill_cifar10's stage-1 recipe.
 
     Args:
-        args: the parsed command line.
+        run: the options, data and device.
         name: the cache entry's name.
         target: the network to distil (the ResNet-56 or its randomised copy).
         epochs: stage-1 epochs.
         explainer_epochs: stage-2 epochs.
         train_images: training images (``None``: all 50,000).
-        data: the data folder.
-        device: where to train.
-        progress: show progress bars.
-        train_set: loads the training set.
-        val_set: loads the validation set.
 
     Returns:
         The attribution and the record of :func:`cached_attribution`.
     """
     from captum_akd import distill
 
+    args = run.args
     settings = {"track": NAME, "target": name, "student_depth": args.student_depth,
                 "pretrained_backbone": not args.from_scratch, "epochs": epochs,
                 "explainer_epochs": explainer_epochs, "train_images": train_images,
                 "val_images": args.val_images, "batch_size": args.distill_batch_size,
                 "optimizer": "sgd", "lr": args.student_lr, "seed": args.seed}
 
-    def train(run_dir: Path | None) -> AttentiveDistillationAttribution:
+    def train(run_dir: Path | None, black_box: CountingBlackBox
+              ) -> AttentiveDistillationAttribution:
         return distill(
-            target, train_set(train_images), student=student_recipe(args, data),
-            val_data=val_set(), epochs=epochs, explainer_epochs=explainer_epochs,
+            black_box, run.train_set(train_images), student=student_recipe(args, run.data),
+            val_data=run.val_set(), epochs=epochs, explainer_epochs=explainer_epochs,
             # SGD: with the pretrained backbone it beats AdamW here (distill_cifar10.py).
             student_config={"optimizer": "sgd", "lr": args.student_lr},
-            batch_size=args.distill_batch_size, normalization=NORMALIZATION, device=device,
-            seed=args.seed, out=run_dir, resume=run_dir is not None, quiet=not progress,
+            batch_size=args.distill_batch_size, normalization=NORMALIZATION, device=run.device,
+            seed=args.seed, out=run_dir, resume=run_dir is not None, quiet=not run.progress,
         )
 
-    return cached_attribution(name, settings, target, device, args.cache, train)
+    return cached_attribution(name, settings, target, run.device, args.cache, train)
 
 
-def sanity(args: argparse.Namespace, target: torch.nn.Module,
-           attr: AttentiveDistillationAttribution, images: Tensor, labels: Tensor, data: Path,
-           device: torch.device, progress: bool, train_set: TrainSet,
-           val_set: ValSet) -> tuple[dict[str, Any], str, Callable[[Path], Any]]:
+def sanity(run: Run, target: torch.nn.Module, attr: AttentiveDistillationAttribution,
+           images: Tensor, labels: Tensor) -> tuple[dict[str, Any], str, Callable[[Path], Any]]:
     """The model-randomisation test of design 5.
 
     Both sides of every pair explain the same classes: the trained target's
     predictions.
 
     Args:
-        args: the parsed command line (``--sanity-*``).
+        run: the options (``--sanity-*``), data and device.
         target: the trained ResNet-56.
         attr: AKD distilled from it.
         images: the evaluation images (the first ``--sanity-images`` are used).
         labels: the target's predictions on them.
-        data: the data folder.
-        device: where to train and explain.
-        progress: show progress bars.
-        train_set: loads the training set.
-        val_set: loads the validation set.
 
     Returns:
         Its ``results.json`` entry, its markdown section and the writer of
@@ -240,17 +273,16 @@ def sanity(args: argparse.Namespace, target: torch.nn.Module,
     from captum_akd.baselines import GradCAM, LayerwiseSurrogateCAM
     from captum_akd.metrics import randomize_model, sanity_check
 
+    args = run.args
     random_target = randomize_model(target, seed=args.seed).eval()
     for p in random_target.parameters():
         p.requires_grad_(False)
     started = time.perf_counter()
-    random_attr, record = distilled(
-        args, "cifar10-randomized", random_target, args.sanity_epochs,
-        args.sanity_explainer_epochs, args.sanity_train_images, data, device, progress,
-        train_set, val_set)
+    random_attr, record = distilled(run, "cifar10-randomized", random_target, args.sanity_epochs,
+                                    args.sanity_explainer_epochs, args.sanity_train_images)
     distill_seconds = time.perf_counter() - started
     n = min(args.sanity_images, images.shape[0])
-    x, y = images[:n], labels[:n].to(device)
+    x, y = images[:n], labels[:n].to(run.device)
     pairs = {
         "AKD (ours)": (attr, random_attr),
         "Layer-wise CAM": (LayerwiseSurrogateCAM(attr.student, forward_func=target),
@@ -294,65 +326,16 @@ def sanity(args: argparse.Namespace, target: torch.nn.Module,
         median = "–" if row["median"] is None else f"{row['median']:.3f}"
         lines.append(f"| {name} | {row['mean']:.3f} | {median} |")
     lines += ["", f"{n} evaluation images. ![sanity check](sanity.png)", ""]
-    writer = lambda p: save_sanity_grid(p, unnormalize(x[:6].cpu()), checks)  # noqa: E731
+    columns = {f"{name}{suffix}": maps for name, check in checks.items()
+               for suffix, maps in (("", check.original_maps),
+                                    (" (random)", check.randomized_maps))}
+    display = unnormalize(x[:6].cpu())
+    writer = lambda p: save_maps_grid(p, display, columns, n=len(display))  # noqa: E731
     return result, "\n".join(lines), writer
 
 
-def save_sanity_grid(path: Path, display: Tensor, checks: dict[str, Any]) -> Path:
-    """Maps of each method for the trained and the randomised network, side by side.
-
-    Args:
-        path: the PNG to write.
-        display: ``n x 3 x H x W`` images in [0, 1], one row each.
-        checks: method name -> :class:`~captum_akd.metrics.SanityCheckResult`.
-
-    Returns:
-        ``path``.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from captum_akd._image_ops import minmax_normalize
-
-    n = display.shape[0]
-    columns = ["image"] + [f"{name}{suffix}" for name in checks
-                           for suffix in ("", " (random)")]
-    fig, axes = plt.subplots(n, len(columns), figsize=(1.5 * len(columns), 1.5 * n),
-                             squeeze=False)
-    pictures = display.permute(0, 2, 3, 1).numpy()
-    for i in range(n):
-        axes[i, 0].imshow(pictures[i])
-        col = 1
-        for check in checks.values():
-            for maps in (check.original_maps, check.randomized_maps):
-                heat = minmax_normalize(maps[i : i + 1, :1].float().cpu())[0, 0]
-                axes[i, col].imshow(pictures[i])
-                axes[i, col].imshow(heat.numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
-                col += 1
-    for j, title in enumerate(columns):
-        axes[0, j].set_title(title, fontsize=6)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> TrackSetup:
-    """Target, evaluation images, distilled attribution and sanity check of CIFAR-10.
-
-    Args:
-        args: the parsed command line.
-        device: where to run.
-        progress: show progress bars.
-
-    Returns:
-        The track's :class:`TrackSetup`.
-    """
+    """:meth:`~benchmarks.common.Track.prepare` of CIFAR-10, with the sanity check."""
     from captum_akd.data import CifarZip
 
     data = Path(args.data_dir)
@@ -384,19 +367,21 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
                                      limit=args.val_images, seed=args.seed + 1, preload=True)
         return loaded["val"]
 
+    run = Run(args, data, device, progress, train_set, val_set)
     lap = time.perf_counter()
     stage1 = None if args.checkpoint is not None else stage1_checkpoint(args.student_checkpoint)
     if args.checkpoint is not None:
         attr, record = load_explicit_checkpoint(args.checkpoint, target, device)
-    elif stage1 is not None and has_trained_explainer(stage1):
-        attr = AttentiveDistillationAttribution.load(stage1, forward_func=target,
+    elif stage1 is not None and stage1[1]:
+        attr = AttentiveDistillationAttribution.load(stage1[0], forward_func=target,
                                                      map_location=device)
-        record = {"source": "loaded from distill_cifar10.py's run", "path": str(stage1)}
+        record = {"source": "loaded from distill_cifar10.py's run", "path": str(stage1[0]),
+                  "checkpoint_dir": str(stage1[0])}
     elif stage1 is not None:
-        attr, record = explainer_on(stage1, args, target, device, progress, train_set, val_set)
+        attr, record = explainer_on(run, stage1[0], target)
     else:
-        attr, record = distilled(args, NAME, target, args.epochs, args.explainer_epochs,
-                                 args.train_images, data, device, progress, train_set, val_set)
+        attr, record = distilled(run, NAME, target, args.epochs, args.explainer_epochs,
+                                 args.train_images)
     wall["distill"] = time.perf_counter() - lap
 
     lap = time.perf_counter()
@@ -411,11 +396,10 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
     wall["fidelity"] = time.perf_counter() - lap
 
     sections, extra_results, extra_files = [], {}, {}
-    if args.sanity:
+    if args.sanity or (args.sanity is None and args.checkpoint is None):
         lap = time.perf_counter()
         labels = predictions(target, images)
-        result, section, writer = sanity(args, target, attr, images, labels, data, device,
-                                         progress, train_set, val_set)
+        result, section, writer = sanity(run, target, attr, images, labels)
         sections.append(section)
         extra_results["sanity_check"] = result
         extra_files["sanity.png"] = writer
@@ -462,44 +446,42 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
     )
 
 
-def explainer_on(stage1: Path, args: argparse.Namespace, target: torch.nn.Module,
-                 device: torch.device, progress: bool, train_set: TrainSet,
-                 val_set: ValSet) -> tuple[AttentiveDistillationAttribution, dict[str, Any]]:
+def explainer_on(run: Run, stage1: Path, target: torch.nn.Module) -> Distilled:
     """Train (cached) an explainer for the student of a stage-1 run of distill_cifar10.py.
 
     Args:
+        run: the options (``--explainer-epochs``, ``--train-images``...), data and device.
         stage1: the run directory with the finished student.
-        args: the parsed command line (``--explainer-epochs``, ``--train-images``...).
         target: the black box.
-        device: where to train.
-        progress: show progress bars.
-        train_set: loads the training set.
-        val_set: loads the validation set.
 
     Returns:
         The attribution and the record of :func:`cached_attribution`.
     """
-    from captum_akd.checkpoint import read_config
     from captum_akd.distill import train_explainer
 
-    student = AttentiveDistillationAttribution.load(stage1, map_location=device).student
-    config = read_config(stage1)
+    args = run.args
+    student = AttentiveDistillationAttribution.load(stage1, map_location=run.device).student
     settings = {"track": NAME, "student_from": str(stage1),
-                "student_sha256": config["weights_sha256"].get("student.safetensors"),
+                "student_sha256": file_sha256(stage1 / "student.safetensors"),
                 "explainer_epochs": args.explainer_epochs, "train_images": args.train_images,
                 "val_images": args.val_images, "batch_size": args.distill_batch_size,
                 "seed": args.seed}
 
-    def train(run_dir: Path | None) -> AttentiveDistillationAttribution:
+    def train(run_dir: Path | None, black_box: CountingBlackBox
+              ) -> AttentiveDistillationAttribution:
         return train_explainer(
-            target, train_set(args.train_images), student=student, val_data=val_set(),
+            black_box, run.train_set(args.train_images), student=student, val_data=run.val_set(),
             epochs=args.explainer_epochs, batch_size=args.distill_batch_size,
-            normalization=NORMALIZATION, device=device, seed=args.seed, out=run_dir,
-            resume=run_dir is not None, quiet=not progress,
+            normalization=NORMALIZATION, device=run.device, seed=args.seed, out=run_dir,
+            resume=run_dir is not None, quiet=not run.progress,
         )
 
-    attr, record = cached_attribution("cifar10-explainer", settings, target, device, args.cache,
-                                      train)
+    attr, record = cached_attribution("cifar10-explainer", settings, target, run.device,
+                                      args.cache, train)
+    queries = attr.metadata.get("black_box_queries")
+    if queries:
+        # The student's distillation ran in distill_cifar10.py, uncounted.
+        queries["covers"] = "the explainer stage only (the student's distillation not counted)"
     record["student_from"] = str(stage1)
     record["source"] = (f"student from distill_cifar10.py's `{stage1.name}`, explainer "
                         f"{record['source']}")

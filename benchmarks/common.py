@@ -1,4 +1,4 @@
-"""What every track shares: methods, cached distillation, evaluation, targets, files.
+"""What every track shares: cached distillation, evaluation, targets, report, files.
 
 A track module prepares a :class:`TrackSetup` (its black box, the distilled
 attribution, the evaluation images); everything after that is the same for
@@ -8,51 +8,60 @@ and :mod:`captum_akd.report`.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import importlib.metadata
 import json
 import os
 import platform
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
+import captum_akd
 from captum_akd import AttentiveDistillationAttribution
-from captum_akd.checkpoint import _is_replaceable, write_directory_atomically, write_json
+from captum_akd.blackbox import CountingBlackBox
+from captum_akd.checkpoint import check_writable, write_directory_atomically, write_json
 from captum_akd.data import CifarZip
 from captum_akd.demo import machine_description
-from captum_akd.evaluation import Comparison, compare_methods
-from captum_akd.metrics import confidence_change
+from captum_akd.evaluation import (
+    FAITHFULNESS,
+    GOALS_RULE,
+    GRADCAM_NOTE,
+    METHOD_LABELS,
+    RISE_STUDENT_LABEL,
+    RISE_STUDENT_NOTE,
+    Comparison,
+    bootstrap_cells,
+    build_methods,
+    compare_methods,
+    control_goals,
+    paired_differences,
+    paired_goal,
+)
+from captum_akd.report import comparison_to_dict
 from captum_akd.zoo.cifar_resnet import normalize_cifar
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
 DEFAULT_CACHE = REPO / "benchmarks" / ".cache"
 
-#: Command-line key -> label in tables (the demo's labels, so tables read alike).
-METHOD_LABELS = {
-    "akd": "AKD (ours)",
-    "layercam": "Layer-wise CAM",
-    "gradcam": "Grad-CAM",
-    "rise": "RISE",
-    "lime": "LIME",
-}
 AKD = METHOD_LABELS["akd"]
 GRADCAM = METHOD_LABELS["gradcam"]
 RISE_LABEL = METHOD_LABELS["rise"]
-#: Perturbation methods: thousands of black-box calls per image, so they may
-#: run on a subset of the evaluation images (``--slow-images``).
-SLOW_METHODS = ("rise", "lime")
+#: Perturbation methods: thousands of model calls per image, so they may run on
+#: a subset of the evaluation images (``--slow-images``); RISE on the student
+#: runs on the same images as RISE, for the surrogate ceiling.
+SLOW_METHODS = ("rise", "lime", "rise-student")
 #: RISE as issue 6 asks for it (and as the method paper ran it).
 ISSUE_RISE = {"n_masks": 4000, "grid": 7, "p1": 0.5}
-
-GRADCAM_NOTE = "Grad-CAM reads the target's gradients (white-box access); the others do not."
 
 
 @dataclass
@@ -83,6 +92,8 @@ class TrackSetup:
         sections: extra markdown sections (e.g. the sanity check).
         extra_results: extra entries of ``results.json``.
         extra_files: extra files of the output directory (name -> writer).
+        checkpoint_files: extra files of the saved checkpoint directory (name
+            -> writer), e.g. a black box trained by the track itself.
     """
 
     track: str
@@ -105,6 +116,39 @@ class TrackSetup:
     sections: list[str] = field(default_factory=list)
     extra_results: dict[str, Any] = field(default_factory=dict)
     extra_files: dict[str, Callable[[Path], Any]] = field(default_factory=dict)
+    checkpoint_files: dict[str, Callable[[Path], Any]] = field(default_factory=dict)
+
+
+class Track(Protocol):
+    """What :mod:`benchmarks.run` needs of a track module (``benchmarks.cifar10``...).
+
+    Attributes:
+        NAME: the track's ``--track`` value.
+        DEFAULTS: the track's defaults for the common options left unset.
+    """
+
+    NAME: str
+    DEFAULTS: dict[str, Any]
+
+    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
+        """Add the track's own options (each help text starts with its name).
+
+        Args:
+            group: the parser's argument group for this track.
+        """
+
+    def prepare(self, args: argparse.Namespace, device: torch.device,
+                progress: bool) -> TrackSetup:
+        """Load the track's black box and images, and distil (or load) the attribution.
+
+        Args:
+            args: the parsed command line, per-track defaults filled in.
+            device: where to run.
+            progress: show progress bars.
+
+        Returns:
+            The track's :class:`TrackSetup`.
+        """
 
 
 # ---------------------------------------------------------------- environment
@@ -126,9 +170,7 @@ def package_versions() -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     # The library runs from the checkout, installed or not.
-    from captum_akd import __version__
-
-    versions["captum-akd"] = __version__
+    versions["captum-akd"] = captum_akd.__version__
     return versions
 
 
@@ -185,49 +227,24 @@ def settings_key(settings: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _training_state(path: Path) -> dict[str, Any] | None:
-    state = path / "training_state.json"
-    if not state.is_file():
-        return None
-    return json.loads(state.read_text(encoding="utf-8"))
+def record_path(run_dir: Path) -> Path:
+    """Where :func:`cached_attribution` keeps the record of a cache entry.
 
-
-def has_trained_explainer(path: str | os.PathLike) -> bool:
-    """Whether ``path`` holds a checkpoint whose explainer finished training.
-
-    A directory written by :meth:`AttentiveDistillationAttribution.save` is
-    final by construction; a training run directory is final once its
-    explainer stage is complete.
+    The record is written only once the distillation has returned, so its
+    presence says the run finished; an entry without one is resumed.
 
     Args:
-        path: a directory (it may not exist).
+        run_dir: the cache entry's run directory.
 
     Returns:
-        ``True`` when the attribution there can be loaded and used as is.
+        ``<run_dir>.json``, beside the directory.
     """
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        return False
-    state = _training_state(path)
-    return state is None or (state.get("stage") == "explainer" and bool(state.get("complete")))
+    return run_dir.with_name(run_dir.name + ".json")
 
 
-def has_trained_student(path: str | os.PathLike) -> bool:
-    """Whether ``path`` holds a run whose stage 1 (the student) finished.
-
-    Args:
-        path: a directory (it may not exist).
-
-    Returns:
-        ``True`` when the student there is fully distilled.
-    """
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        return False
-    state = _training_state(path)
-    if state is None or state.get("stage") == "explainer":
-        return True
-    return bool(state.get("complete"))
+#: A track's distillation: run directory (or ``None``) and the counted black box in,
+#: the attribution out.
+Trainer = Callable[[Path | None, CountingBlackBox], AttentiveDistillationAttribution]
 
 
 def cached_attribution(
@@ -236,13 +253,18 @@ def cached_attribution(
     target: nn.Module,
     device: torch.device,
     cache: Path | None,
-    train: Callable[[Path | None], AttentiveDistillationAttribution],
+    train: Trainer,
 ) -> tuple[AttentiveDistillationAttribution, dict[str, Any]]:
     """Load a finished distillation from the cache, or run (or resume) it there.
 
     The cache entry is ``<cache>/<name>-<hash of settings>``: a training run
     directory that :func:`captum_akd.distill` resumes if it was interrupted,
     and that later runs with the same settings load instead of training.
+    ``train`` distils the black box it is given, a
+    :class:`~captum_akd.blackbox.CountingBlackBox` around ``target``, so the
+    images the distillation passed through the black box are recorded (in
+    the cache's record, and in the attribution's ``metadata`` and so in any
+    checkpoint saved from it, under ``"black_box_queries"``).
 
     Args:
         name: what is distilled (``"cifar10"``, ``"cifar10-randomized"``...).
@@ -250,32 +272,42 @@ def cached_attribution(
         target: the black box (kept as the attribution's ``forward_func``).
         device: where the student and explainer go.
         cache: the cache folder, or ``None`` to train without checkpoints.
-        train: runs the distillation with the given run directory and returns
-            the attribution.
+        train: runs the distillation of the given black box with the given run
+            directory and returns the attribution.
 
     Returns:
         The attribution and a JSON-serialisable record of where it came from
-        (with the distillation's wall time, measured when it was trained).
+        (with the distillation's wall time and black-box queries, measured
+        when it was trained).
     """
     run_dir = cache / f"{name}-{settings_key(settings)}" if cache is not None else None
     record: dict[str, Any] = {"settings": dict(settings), "key": settings_key(settings),
                               "cache_dir": None if run_dir is None else str(run_dir)}
-    sidecar = run_dir.with_name(run_dir.name + ".json") if run_dir is not None else None
-    if run_dir is not None and has_trained_explainer(run_dir):
+    sidecar = record_path(run_dir) if run_dir is not None else None
+    if sidecar is not None and sidecar.is_file() and (run_dir / "config.json").is_file():
         attr = AttentiveDistillationAttribution.load(run_dir, forward_func=target,
                                                      map_location=device)
         record["source"] = "loaded from the cache"
-        if sidecar is not None and sidecar.is_file():
-            record["trained"] = json.loads(sidecar.read_text(encoding="utf-8"))
+        record["trained"] = json.loads(sidecar.read_text(encoding="utf-8"))
+        record["checkpoint_dir"] = str(run_dir)
+        if record["trained"].get("black_box_queries"):
+            attr.metadata["black_box_queries"] = record["trained"]["black_box_queries"]
         return attr, record
     resumed = run_dir is not None and (run_dir / "config.json").is_file()
+    black_box = CountingBlackBox(target)
     started = time.perf_counter()
-    attr = train(run_dir)
+    attr = train(run_dir, black_box)
     seconds = time.perf_counter() - started
+    attr.forward_func = target
     record["source"] = "distilled in this run" + (
         " (resuming an interrupted run: the wall time covers only the rest)" if resumed else "")
+    queries = {"images": black_box.images, "calls": black_box.calls,
+               "covers": "both stages of the distillation, fidelity reports included"
+               + (" (only the part after resuming)" if resumed else "")}
+    attr.metadata["black_box_queries"] = queries
     record["trained"] = {"wall_seconds": seconds, "threads": torch.get_num_threads(),
-                         "device": str(device)}
+                         "device": str(device), "black_box_queries": queries}
+    record["checkpoint_dir"] = None if run_dir is None else str(run_dir)
     if sidecar is not None:
         write_json(record["trained"], sidecar)
     return attr.to(device), record
@@ -286,19 +318,54 @@ def load_explicit_checkpoint(
 ) -> tuple[AttentiveDistillationAttribution, dict[str, Any]]:
     """The attribution saved at ``--checkpoint``, with a record of its origin.
 
+    This is how a track is re-scored without training: any checkpoint
+    directory of a finished distillation (``benchmarks/checkpoints/<track>/``,
+    a results directory's ``checkpoint/``, a cache entry).
+
     Args:
-        path: a finished checkpoint directory.
+        path: a finished checkpoint directory (what
+            :meth:`AttentiveDistillationAttribution.save` or a completed
+            distillation wrote; the library cannot yet tell a run stopped
+            half-way from a finished one, so that is the caller's word).
         target: the black box (the attribution's ``forward_func``).
         device: where the student and explainer go.
 
     Returns:
-        The attribution and ``{"source", "path"}``.
+        The attribution and ``{"source", "path", "checkpoint_dir"}``.
     """
-    if not has_trained_explainer(path):
-        raise ValueError(f"--checkpoint {str(path)!r} is not a captum-akd checkpoint with a "
-                         "trained explainer")
     attr = AttentiveDistillationAttribution.load(path, forward_func=target, map_location=device)
-    return attr, {"source": "loaded from --checkpoint", "path": str(path)}
+    return attr, {"source": "loaded from --checkpoint", "path": str(path),
+                  "checkpoint_dir": str(path)}
+
+
+def checkpoint_identity(attr: AttentiveDistillationAttribution,
+                        record: Mapping[str, Any]) -> dict[str, Any]:
+    """Which weights a run scored: the checkpoint's directory and weight hashes.
+
+    The hashes are the SHA-256 the checkpoint's ``config.json`` records for
+    ``student.safetensors`` and ``explainer.safetensors`` (checked when it was
+    loaded). An attribution trained without a run directory has no
+    checkpoint yet: its weights are saved to a temporary one and hashed the
+    same way (what ``checkpoint/`` of the results will hold).
+
+    Args:
+        attr: the attribution scored.
+        record: its record (``"checkpoint_dir"``, from
+            :func:`cached_attribution` or :func:`load_explicit_checkpoint`).
+
+    Returns:
+        ``{"path", "weights_sha256": {file: sha256}}`` (``path`` ``None``
+        for a temporary one).
+    """
+    from captum_akd.checkpoint import read_config
+
+    directory = record.get("checkpoint_dir")
+    if directory is not None and (Path(directory) / "config.json").is_file():
+        return {"path": directory,
+                "weights_sha256": read_config(directory).get("weights_sha256", {})}
+    with tempfile.TemporaryDirectory() as scratch:
+        saved = attr.save(Path(scratch) / "checkpoint")
+        return {"path": None, "weights_sha256": read_config(saved)["weights_sha256"]}
 
 
 def normalize_image(image: Tensor) -> Tensor:
@@ -376,36 +443,6 @@ def parse_methods(text: str) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def build_methods(keys: Sequence[str], setup: TrackSetup, args: Any,
-                  progress: bool = False) -> dict[str, Any]:
-    """The attributions to compare, labelled as in the tables, in the given order.
-
-    Args:
-        keys: command-line keys (``"akd"``, ``"rise"``...).
-        setup: the track's target, attribution and Grad-CAM layer.
-        args: the parsed command line (RISE and LIME settings, seed).
-        progress: show RISE's bar over its black-box calls (its runs are long).
-
-    Returns:
-        Label -> attribution.
-    """
-    from captum_akd.baselines import RISE, GradCAM, LayerwiseSurrogateCAM, LimeImage
-
-    # None keeps each method's own default chunk of perturbed images.
-    chunk = {} if args.perturbation_batch is None else {
-        "perturbations_per_eval": args.perturbation_batch}
-    makers: dict[str, Callable[[], Any]] = {
-        "akd": lambda: setup.attr,
-        "layercam": lambda: LayerwiseSurrogateCAM(setup.attr.student, forward_func=setup.target),
-        "gradcam": lambda: GradCAM(setup.target, setup.gradcam_layer),
-        "rise": lambda: RISE(setup.target, n_masks=args.rise_masks, grid=args.rise_grid,
-                             p1=args.rise_p1, seed=args.seed, show_progress=progress, **chunk),
-        "lime": lambda: LimeImage(setup.target, n_samples=args.lime_samples, seed=args.seed,
-                                  **chunk),
-    }
-    return {METHOD_LABELS[k]: makers[k]() for k in keys}
-
-
 def rise_settings_text(args: Any) -> str:
     """RISE's settings, and plainly whether they are the issue's.
 
@@ -444,10 +481,12 @@ class Evaluation:
 
     @property
     def n_images(self) -> int:
+        """How many evaluation images it covered."""
         return int(self.index.numel())
 
     @property
     def method_names(self) -> list[str]:
+        """Its methods' labels, in the order they ran."""
         return [r.name for r in self.comparison.methods]
 
 
@@ -455,10 +494,14 @@ def evaluate(setup: TrackSetup, keys: Sequence[str], args: Any,
              progress: bool) -> list[Evaluation]:
     """Explain and score the evaluation images with every method.
 
-    With ``--slow-images K`` below the number of images, RISE and LIME run on
-    the first ``K`` images only: every method is compared on those (the
-    ``"subset"`` evaluation, which also gives the speed table), and the fast
-    methods are also scored on every image (``"full"``).
+    With ``--slow-images K`` below the number of images, RISE, LIME and RISE
+    on the student run on the first ``K`` images only: every method is
+    compared on those (the ``"subset"`` evaluation, which also gives the
+    speed table), and the fast methods and controls are also scored on every
+    image (``"full"``). ROAD runs on the first ``--road-images`` of each.
+    The methods call the black box through a
+    :class:`~captum_akd.blackbox.CountingBlackBox`, so every row records
+    the images it passed through it.
 
     Args:
         setup: the track's target, attribution and images.
@@ -472,67 +515,121 @@ def evaluate(setup: TrackSetup, keys: Sequence[str], args: Any,
     n = setup.images.shape[0]
     slow = [k for k in keys if k in SLOW_METHODS]
     k_slow = n if args.slow_images is None else max(1, min(args.slow_images, n))
-    methods = build_methods(keys, setup, args, progress)
+    black_box = CountingBlackBox(setup.target)
+    methods = build_methods(
+        black_box, setup.attr, setup.gradcam_layer, keys, controls=args.controls,
+        rise_masks=args.rise_masks, rise_grid=args.rise_grid, rise_p1=args.rise_p1,
+        lime_samples=args.lime_samples, perturbations_per_eval=args.perturbation_batch,
+        seed=args.seed, progress=progress)
     speed = {METHOD_LABELS[k]: args.speed_images for k in slow}
+    if "rise-student" in slow:
+        # A diagnostic that costs what RISE does: not timed.
+        speed[RISE_STUDENT_LABEL] = 0
     plans: list[tuple[str, int, list[str]]] = []
     if slow and k_slow < n:
-        fast = [METHOD_LABELS[k] for k in keys if k not in SLOW_METHODS]
+        fast = [name for name in methods if name not in {METHOD_LABELS[k] for k in slow}]
         if fast:
             plans.append(("full", n, fast))
         plans.append(("subset", k_slow, list(methods)))
     else:
         plans.append(("full", n, list(methods)))
+    # AKD calls the black box only for target=None; counted all the same.
+    own = setup.attr.forward_func
+    setup.attr.forward_func = black_box
     evaluations = []
-    for key, count, names in plans:
-        started = time.perf_counter()
-        comparison = compare_methods(
-            setup.target, {name: methods[name] for name in names}, setup.images[:count],
-            masks=None if setup.masks is None else setup.masks[:count], step=setup.step,
-            batch_size=args.batch_size, speed_images=speed, progress=progress,
-        )
-        evaluations.append(Evaluation(key, torch.arange(count), comparison,
-                                      time.perf_counter() - started))
+    try:
+        for key, count, names in plans:
+            started = time.perf_counter()
+            comparison = compare_methods(
+                setup.target, {name: methods[name] for name in names}, setup.images[:count],
+                masks=None if setup.masks is None else setup.masks[:count], step=setup.step,
+                batch_size=args.batch_size, speed_images=speed, road_images=args.road_images,
+                road_threads=torch.get_num_threads(), counter=black_box, progress=progress,
+            )
+            evaluations.append(Evaluation(key, torch.arange(count), comparison,
+                                          time.perf_counter() - started))
+    finally:
+        setup.attr.forward_func = own
     return evaluations
 
 
-def slice_rows(evaluation: Evaluation, selected: Tensor, setup: TrackSetup,
-               batch_size: int) -> dict[str, Any]:
-    """Per-method figures of an evaluation restricted to a slice of its images.
+def bootstrap_settings(args: Any) -> dict[str, int]:
+    """The seed and number of resamples every interval of a run uses.
 
-    Areas and intensities are means of the per-image values already
-    measured; average drop and increase in confidence are re-measured on the
-    slice (one black-box call per image and map; the comparison keeps only
-    the overall share of increases).
+    Args:
+        args: the parsed command line (``--bootstrap-resamples``, ``--seed``).
+
+    Returns:
+        ``{"n_resamples", "seed"}``, keyword arguments of the statistics.
+    """
+    return {"n_resamples": args.bootstrap_resamples, "seed": args.seed}
+
+
+@dataclass
+class Scored:
+    """An evaluation's intervals and paired comparisons, computed once for every table.
+
+    Attributes:
+        cells: :func:`~captum_akd.evaluation.bootstrap_cells`.
+        paired: :func:`~captum_akd.evaluation.paired_differences` with AKD.
+    """
+
+    cells: dict[str, Any]
+    paired: dict[str, Any]
+
+
+def score(comparison: Comparison, args: Any) -> Scored:
+    """The intervals and the paired comparisons with AKD of one comparison.
+
+    Args:
+        comparison: a comparison (an evaluation's, or a slice of it).
+        args: the parsed command line (bootstrap settings).
+
+    Returns:
+        A :class:`Scored`.
+    """
+    stats = bootstrap_settings(args)
+    return Scored(bootstrap_cells(comparison, **stats),
+                  paired_differences(comparison, AKD, **stats))
+
+
+def evaluation_to_dict(evaluation: Evaluation, scored: Scored, setup: TrackSetup,
+                       args: Any) -> dict[str, Any]:
+    """An evaluation's entry of ``results.json``: images, per-image scores, intervals.
+
+    Args:
+        evaluation: one evaluation.
+        scored: its intervals and paired comparisons.
+        setup: the track (image ids).
+        args: the parsed command line (bootstrap settings).
+
+    Returns:
+        ``{"n_images", "image_ids", "wall_seconds", ...}`` and what
+        :func:`~captum_akd.report.comparison_to_dict` gives.
+    """
+    return {"n_images": evaluation.n_images,
+            "image_ids": [setup.image_ids[i] for i in evaluation.index],
+            "wall_seconds": evaluation.seconds,
+            **comparison_to_dict(evaluation.comparison, cells=scored.cells,
+                                 paired=scored.paired, **bootstrap_settings(args))}
+
+
+def slice_of(evaluation: Evaluation, selected: Tensor) -> Comparison:
+    """An evaluation restricted to a slice of the evaluation images (the dogs, say).
+
+    Every per-image score is kept, so the slice's intervals and paired
+    comparisons are computed exactly like the whole's.
 
     Args:
         evaluation: the evaluation to slice.
         selected: boolean mask over all evaluation images of the track.
-        setup: the track (target and images).
-        batch_size: images per black-box call.
 
     Returns:
-        ``{"n_images", "methods": {name: {"insertion", "deletion",
-        "mean_pixel_intensity", "average_drop", "increase_in_confidence"}}}``.
+        The :class:`~captum_akd.evaluation.Comparison` of the slice's images
+        among the evaluation's.
     """
     chosen = selected[: evaluation.n_images].nonzero().flatten().cpu()
-    rows: dict[str, Any] = {"n_images": int(chosen.numel()), "methods": {}}
-    if chosen.numel() == 0:
-        return rows
-    labels = evaluation.comparison.labels[chosen]
-    images = setup.images[chosen.to(setup.images.device)]
-    for result in evaluation.comparison.methods:
-        conf = confidence_change(setup.target, images,
-                                 result.maps[chosen].to(images.device),
-                                 labels.to(images.device), batch_size=batch_size)
-        row = {
-            "insertion": float(result.insertion.auc.cpu()[chosen].mean()),
-            "deletion": float(result.deletion.auc.cpu()[chosen].mean()),
-            "mean_pixel_intensity": float(result.mean_pixel_intensity[chosen].mean()),
-            "average_drop": conf.average_drop,
-            "increase_in_confidence": conf.increase_in_confidence,
-        }
-        rows["methods"][result.name] = row
-    return rows
+    return evaluation.comparison.select(chosen)
 
 
 # ------------------------------------------------------------------ targets
@@ -546,56 +643,69 @@ def _find(evaluations: Sequence[Evaluation], *names: str) -> Evaluation | None:
 
 def issue_targets(evaluations: Sequence[Evaluation], setup: TrackSetup,
                   args: Any) -> list[dict[str, Any]]:
-    """Issue 6's targets on this track: each with the numbers and whether it holds.
+    """Issue 6's targets on this track, and the controls': each decided by the interval rule.
 
-    Comparisons with Grad-CAM use the evaluation with the most images that
-    has both methods; speed ratios are taken within one evaluation (same
-    process, images, batch and device).
+    Comparisons with another method follow :data:`~captum_akd.evaluation.GOALS_RULE`
+    (the paired per-image difference and its interval,
+    :func:`~captum_akd.evaluation.paired_goal`), on the evaluation with the
+    most images that has both methods; "AKD beats every control" needs a
+    *better* verdict against each control. Speed ratios and agreement are
+    single measurements, compared directly; speed ratios are taken within
+    one evaluation (same process, images, batch and device).
 
     Args:
         evaluations: what :func:`evaluate` returned.
         setup: the track (student agreement and its goal).
-        args: the parsed command line (RISE settings).
+        args: the parsed command line (RISE and bootstrap settings).
 
     Returns:
-        One ``{"goal", "holds", "measured", "images", "evaluation"}`` per
-        target; ``holds`` is ``True``/``False``, or ``None`` where the methods
-        it needs were not run (and for an agreement that is only stated).
+        One ``{"goal", "holds", "measured", "verdict", "images", "evaluation"}``
+        per target; ``holds`` is ``True``/``False``, or ``None`` where the
+        methods it needs were not run (and for an agreement that is only
+        stated); ``verdict`` is ``None`` for single measurements.
     """
+    stats = bootstrap_settings(args)
     goals: list[dict[str, Any]] = []
 
-    def goal(text: str, holds: bool | None, measured: str, where: Evaluation | None) -> None:
-        goals.append({"goal": text, "holds": holds, "measured": measured,
-                      "images": None if where is None else where.n_images,
+    def add(row: dict[str, Any], where: Evaluation | None) -> None:
+        goals.append({"verdict": None, **row,
+                      "images": row.get("images") if where is not None else None,
                       "evaluation": None if where is None else where.key})
 
-    def summary(e: Evaluation, name: str) -> dict[str, Any]:
-        return e.comparison[name].summary()
+    def missing(text: str, why: str) -> None:
+        add({"goal": text, "holds": None, "measured": why}, None)
+
+    def per_image(e: Evaluation, name: str, key: str) -> Tensor:
+        return e.comparison[name].per_image()[key]
 
     e = _find(evaluations, AKD, GRADCAM)
     if e is None:
-        goal("AKD insertion >= Grad-CAM", None, "Grad-CAM or AKD not run", None)
-        goal("AKD deletion <= Grad-CAM", None, "Grad-CAM or AKD not run", None)
+        missing("AKD insertion >= Grad-CAM", "Grad-CAM or AKD not run")
+        missing("AKD deletion <= Grad-CAM", "Grad-CAM or AKD not run")
     else:
-        a, g = summary(e, AKD), summary(e, GRADCAM)
-        goal("AKD insertion >= Grad-CAM", a["insertion"] >= g["insertion"],
-             f"{a['insertion']:.4f} vs {g['insertion']:.4f}", e)
-        goal("AKD deletion <= Grad-CAM", a["deletion"] <= g["deletion"],
-             f"{a['deletion']:.4f} vs {g['deletion']:.4f}", e)
+        for text, key, higher in (("AKD insertion >= Grad-CAM", "insertion", True),
+                                  ("AKD deletion <= Grad-CAM", "deletion", False)):
+            add(paired_goal(text, per_image(e, AKD, key), per_image(e, GRADCAM, key), higher,
+                            **stats), e)
 
     e = _find(evaluations, AKD, RISE_LABEL)
     rise_note = rise_settings_text(args)
     if e is None:
-        goal("AKD insertion within 5 % of RISE (>= 0.95 x RISE)", None, "RISE not run", None)
-        goal("AKD insertion >= RISE (needed on at least one track)", None, "RISE not run", None)
+        missing("AKD insertion >= 0.95 x RISE (within 5 %)", "RISE not run")
+        missing("AKD insertion >= RISE (needed on at least one track)", "RISE not run")
     else:
-        a, r = summary(e, AKD), summary(e, RISE_LABEL)
-        ratio = a["insertion"] / r["insertion"] if r["insertion"] > 0 else float("inf")
-        goal("AKD insertion within 5 % of RISE (>= 0.95 x RISE)", ratio >= 0.95,
-             f"{a['insertion']:.4f} vs {r['insertion']:.4f} ({ratio:.3f} x); {rise_note}", e)
-        goal("AKD insertion >= RISE (needed on at least one track)",
-             a["insertion"] >= r["insertion"],
-             f"{a['insertion']:.4f} vs {r['insertion']:.4f}; {rise_note}", e)
+        akd, rise = per_image(e, AKD, "insertion"), per_image(e, RISE_LABEL, "insertion")
+        for text, factor in (("AKD insertion >= 0.95 x RISE (within 5 %)", 0.95),
+                             ("AKD insertion >= RISE (needed on at least one track)", 1.0)):
+            row = paired_goal(text, akd, rise * factor, True, **stats)
+            row["measured"] += f"; {rise_note}"
+            add(row, e)
+
+    e = max((x for x in evaluations if any(r.control for r in x.comparison.methods)
+             and AKD in x.method_names), key=lambda x: x.n_images, default=None)
+    if e is not None:
+        for row in control_goals(e.comparison, AKD, **stats):
+            add(row, e)
 
     # Speed ratios only within one evaluation: same process, images, batch, device.
     e = _find(evaluations, AKD, *[n for n in (GRADCAM, RISE_LABEL)
@@ -605,35 +715,33 @@ def issue_targets(evaluations: Sequence[Evaluation], setup: TrackSetup,
     speed = e.comparison[AKD].speed.images_per_second if e is not None else None
     if e is not None and speed is not None:
         ref = e.comparison.inference.images_per_second
-        goal("AKD images/s >= 1 x the target's plain inference", speed >= ref,
-             f"{rate(speed)} vs {rate(ref)} images/s ({speed / ref:.2f} x)", e)
+        add({"goal": "AKD images/s >= 1 x the target's plain inference", "holds": speed >= ref,
+             "measured": f"{rate(speed)} vs {rate(ref)} images/s ({speed / ref:.2f} x)",
+             "images": e.n_images}, e)
         for name, factor in ((GRADCAM, 2), (RISE_LABEL, 1000)):
+            text = f"AKD images/s >= {factor} x {name}"
             if name in e.method_names:
                 other = e.comparison[name].speed.images_per_second
-                goal(f"AKD images/s >= {factor} x {name}", speed >= factor * other,
-                     f"{rate(speed)} vs {rate(other)} images/s ({speed / other:.3g} x)", e)
+                add({"goal": text, "holds": speed >= factor * other,
+                     "measured": f"{rate(speed)} vs {rate(other)} images/s "
+                                 f"({speed / other:.3g} x)", "images": e.n_images}, e)
             else:
-                goal(f"AKD images/s >= {factor} x {name}", None, f"{name} not run", None)
+                missing(text, f"{name} not run")
 
     agreement = setup.agreement.get("percent")
     if agreement is not None:
         where = setup.agreement.get("on", "held-out images")
         if setup.agreement_goal is None:
-            goal("student top-1 agreement with the target (stated)", None,
-                 f"{agreement:.1f} % on {where}", None)
+            missing("student top-1 agreement with the target (stated)",
+                    f"{agreement:.1f} % on {where}")
         else:
-            goal(f"student top-1 agreement >= {setup.agreement_goal:g} %",
-                 agreement >= setup.agreement_goal, f"{agreement:.1f} % on {where}", None)
+            add({"goal": f"student top-1 agreement >= {setup.agreement_goal:g} %",
+                 "holds": agreement >= setup.agreement_goal,
+                 "measured": f"{agreement:.1f} % on {where}"}, None)
     return goals
 
 
 # ----------------------------------------------------------------- markdown
-
-
-def _f(value: Any, pattern: str) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "–"
-    return pattern.format(value)
 
 
 def rate(value: float) -> str:
@@ -650,30 +758,6 @@ def rate(value: float) -> str:
     return f"{value:.1f}" if value >= 1 else f"{value:.3g}"
 
 
-def ins_del_table(evaluation: Evaluation) -> str:
-    """Insertion and deletion per method (the method paper's table).
-
-    Args:
-        evaluation: one evaluation.
-
-    Returns:
-        A markdown table, with the pointing games when the track has masks.
-    """
-    rows = [(r.name, r.summary()) for r in evaluation.comparison.methods]
-    pointing = any(row["pointing_game"] is not None for _, row in rows)
-    head = ["Method", "Insertion ↑", "Deletion ↓"]
-    if pointing:
-        head += ["Pointing game % ↑", "Energy pointing game % ↑"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, row in rows:
-        cells = [name, _f(row["insertion"], "{:.4f}"), _f(row["deletion"], "{:.4f}")]
-        if pointing:
-            cells += [_f(row["pointing_game"], "{:.1f}"),
-                      _f(row["energy_pointing_game"], "{:.1f}")]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def speed_table(evaluation: Evaluation) -> str:
     """Images per second and mean pixel intensity per method, then normal inference.
 
@@ -681,7 +765,8 @@ def speed_table(evaluation: Evaluation) -> str:
         evaluation: one evaluation (its throughputs were measured together).
 
     Returns:
-        A markdown table.
+        A markdown table (untimed rows, the controls and RISE on the
+        student, left out).
     """
     comparison = evaluation.comparison
     ref = comparison.inference
@@ -689,6 +774,8 @@ def speed_table(evaluation: Evaluation) -> str:
             "Images timed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in comparison.methods:
+        if r.speed is None or r.control:
+            continue
         ips = r.speed.images_per_second
         lines.append(f"| {r.name} | {rate(ips)} | {ips / ref.images_per_second:.3g} | "
                      f"{float(r.mean_pixel_intensity.mean()):.3f} | {r.speed.n_images} |")
@@ -697,59 +784,60 @@ def speed_table(evaluation: Evaluation) -> str:
     return "\n".join(lines)
 
 
-def slice_table(rows: Mapping[str, Any]) -> str:
-    """Faithfulness figures of one slice of the images.
+def evaluation_caption(e: Evaluation, step: int, size: Sequence[int], args: Any) -> str:
+    """What one evaluation's tables cover: images, steps, ROAD, intervals.
 
     Args:
-        rows: what :func:`slice_rows` returned.
+        e: the evaluation.
+        step: pixels per insertion/deletion step.
+        size: the images' height and width.
+        args: the parsed command line (bootstrap settings).
 
     Returns:
-        A markdown table.
+        One paragraph.
     """
-    head = ["Method", "Insertion ↑", "Deletion ↓", "Mean pixel intensity ↓", "Avg drop % ↓",
-            "Increase % ↑"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, row in rows["methods"].items():
-        lines.append(f"| {name} | {row['insertion']:.4f} | {row['deletion']:.4f} | "
-                     f"{row['mean_pixel_intensity']:.3f} | {row['average_drop']:.1f} | "
-                     f"{row['increase_in_confidence']:.1f} |")
-    return "\n".join(lines)
-
-
-def _holds_text(holds: bool | None) -> str:
-    return {True: "**holds**", False: "**does not hold**", None: "stated / not measured"}[holds]
-
-
-def evaluation_caption(e: Evaluation, step: int, size: Sequence[int]) -> str:
     what = ("every evaluation image" if e.key == "full"
             else "the first images of the evaluation set, where the slow methods ran")
-    return (f"{e.n_images} images ({what}); insertion/deletion with n = {step} pixels per "
-            f"step at {size[0]} x {size[1]} px; probabilities of the target's predicted class "
-            "on the black-box target.")
+    road = max(e.comparison.settings["road_images"].values(), default=0)
+    return (f"{e.n_images} images ({what}); insertion and both deletions with n = {step} "
+            f"pixels per step at {size[0]} x {size[1]} px (deletion to 0 is the paper's, "
+            "deletion to blur removes pixels to insertion's blurred start image); ROAD (noisy "
+            f"linear imputation, 10-90 % of the pixels) on the first {road} images; "
+            "probabilities of the target's predicted class on the black-box target. Each cell "
+            f"is the mean with its 95 % bootstrap interval ({args.bootstrap_resamples} "
+            f"resamples, seed {args.seed}). Rows marked (control) are model-free maps: a "
+            f"method is useful only where it beats all three. {RISE_STUDENT_NOTE}")
 
 
 def render_markdown(results: Mapping[str, Any], setup: TrackSetup,
-                    evaluations: Sequence[Evaluation], slices: Mapping[str, Any],
-                    args: Any) -> str:
-    """``results.md``: command, targets, the paper's tables, slices, figures, times.
+                    evaluations: Sequence[Evaluation], scored: Mapping[str, Scored],
+                    slices: Mapping[str, Mapping[str, Comparison]], args: Any) -> str:
+    """``results.md``: command, targets, the paper's tables with intervals, slices, figures.
 
     Args:
-        results: the content of ``results.json`` (with ``targets``).
+        results: the content of ``results.json`` (with ``targets``,
+            ``surrogate_ceiling`` and ``black_box_queries``).
         setup: the track.
         evaluations: what :func:`evaluate` returned.
-        slices: slice name -> evaluation key -> :func:`slice_rows` output.
+        scored: evaluation key -> its intervals and paired comparisons.
+        slices: slice name -> evaluation key -> :func:`slice_of` output.
         args: the parsed command line.
 
     Returns:
         The markdown text.
     """
-    from captum_akd.report import markdown_table
+    from captum_akd import report as tables
 
     m = results["machine"]
     size = list(setup.images.shape[-2:])
     speed_eval = max(evaluations, key=lambda e: len(e.method_names))
     settings = speed_eval.comparison.settings
     git = results["git"]
+    identity = results["checkpoint"]
+    hashes = ", ".join(f"`{name}` sha256 `{digest}`"
+                       for name, digest in identity["weights_sha256"].items())
+    pointing = ("pointing_game", "energy_pointing_game")
+    intervals = f"Intervals: {args.bootstrap_resamples} resamples, seed {args.seed}."
     lines = [
         f"# {setup.title}",
         "",
@@ -763,16 +851,43 @@ def render_markdown(results: Mapping[str, Any], setup: TrackSetup,
         "",
         setup.description,
         "",
+        f"Checkpoint scored: {identity['path'] or 'trained in this run (saved as checkpoint/)'};"
+        f" {hashes}.",
+        "",
         "## Targets of issue 6",
         "",
+        tables.goals_table(results["targets"]),
+        "",
+        f"{GOALS_RULE} {intervals}",
+        "",
+        "## Faithfulness (on the black-box target)",
+        "",
     ]
-    for g in results["targets"]:
-        where = f" ({g['images']} images)" if g.get("images") else ""
-        lines.append(f"- {g['goal']}: {_holds_text(g['holds'])} — {g['measured']}{where}")
-    lines += ["", "## Insertion and deletion (on the black-box target)", ""]
     for e in evaluations:
-        lines += [ins_del_table(e), "", evaluation_caption(e, setup.step, size), ""]
+        lines += [tables.markdown_table(e.comparison, FAITHFULNESS + pointing, speed=False,
+                                        cells=scored[e.key].cells), "",
+                  evaluation_caption(e, setup.step, size, args), ""]
+    lines += ["## Each method against AKD, image by image", ""]
+    for e in evaluations:
+        table = tables.paired_table(e.comparison, AKD, paired=scored[e.key].paired)
+        if table:
+            lines += [f"{e.n_images} images:", "", table, ""]
+    lines += [f"{tables.PAIRED_RULE} {intervals}", "", "## Surrogate ceiling", ""]
+    ceiling = results.get("surrogate_ceiling")
+    if ceiling:
+        lines += [tables.ceiling_table(ceiling), "",
+                  tables.ceiling_caption(ceiling, args.bootstrap_resamples), ""]
+    else:
+        lines += ["RISE on student did not run (`--methods` without rise-student).", ""]
+    queries = results["black_box_queries"]
     lines += [
+        "## Black-box queries",
+        "",
+        tables.queries_table(queries),
+        "",
+        f"Counted on the {speed_eval.n_images} images of the slow-method evaluation. "
+        + tables.queries_caption(queries),
+        "",
         "## Speed and mean pixel intensity",
         "",
         speed_table(speed_eval),
@@ -789,17 +904,23 @@ def render_markdown(results: Mapping[str, Any], setup: TrackSetup,
         "",
     ]
     for e in evaluations:
-        lines += [f"{e.n_images} images:", "", markdown_table(e.comparison), ""]
+        lines += [f"{e.n_images} images:", "",
+                  tables.markdown_table(e.comparison, cells=scored[e.key].cells), ""]
     for name, per_eval in slices.items():
         lines += [f"## Slice: {name}", ""]
-        for key, rows in per_eval.items():
+        for key, part in per_eval.items():
             e = next(x for x in evaluations if x.key == key)
-            if rows["n_images"] == 0:
+            n = part.labels.numel()
+            if n == 0:
                 lines += [f"No image of this slice among the {e.n_images} images.", ""]
                 continue
-            lines += [slice_table(rows), "",
-                      f"{rows['n_images']} of the {e.n_images} images of the "
-                      f"{'full' if key == 'full' else 'slow-method'} evaluation.", ""]
+            sliced = score(part, args)
+            columns = FAITHFULNESS + ("average_drop", "increase_in_confidence")
+            lines += [tables.markdown_table(part, columns, speed=False, cells=sliced.cells), "",
+                      tables.paired_table(part, AKD, paired=sliced.paired), "",
+                      f"{n} of the {e.n_images} images of the "
+                      f"{'full' if key == 'full' else 'slow-method'} evaluation; intervals and "
+                      "paired comparisons as above.", ""]
     lines += setup.sections
     wall = results["wall_seconds"]
     lines += [
@@ -837,14 +958,9 @@ def check_out(out: Path, overwrite: bool) -> None:
         FileExistsError: ``out`` exists without ``overwrite``, or is not a
             results directory (no ``results.json``) and not empty.
     """
-    if not out.exists():
-        return
-    if not overwrite:
+    if out.exists() and not overwrite:
         raise FileExistsError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
-    if not _is_replaceable(out, marker="results.json"):
-        raise FileExistsError(
-            f"--out {str(out)!r} is not a benchmark results directory (no results.json); "
-            "refusing to replace it even with --overwrite")
+    check_writable(out, overwrite, marker="results.json")
 
 
 def write_results(out: Path, writers: Mapping[str, Callable[[Path], Any]],

@@ -1,17 +1,26 @@
 """Run one benchmark track: every method on the same images, scored on the black box.
 
     python -m benchmarks.run --track {synthetic,cifar10,imagenet-sample} \\
-        --methods akd,layercam,gradcam,rise,lime [--n-images N] [--device cpu|cuda] \\
-        --out benchmarks/results/<track>/
+        --methods akd,layercam,gradcam,rise,lime,rise-student [--n-images N] \\
+        [--checkpoint DIR] [--device cpu|cuda] --out benchmarks/results/<track>/
 
 The track's target and data are loaded (from ``--data-dir``, default
 ``../shared/data``; nothing is downloaded), the attentive surrogate is
-distilled or loaded from the cache, the evaluation images are explained with
-every method and every metric of design section 5 is computed on the black
-box. ``--out`` receives, all at once, ``results.json`` (every figure and
-per-image value, settings, versions, machine, wall times, the command),
-``results.md`` (the method paper's tables and one line per target of issue 6),
+distilled, loaded from the cache or from ``--checkpoint``, the evaluation
+images are explained with every method and the three controls, and every
+metric of design section 5 is computed on the black box, per image.
+``--out`` receives, all at once, ``results.json`` (every figure and per-image
+value with its interval and paired comparison with AKD, the surrogate
+ceiling, the black-box queries, settings, versions, machine, wall times, the
+command and the checkpoint's weight hashes), ``results.md`` (the tables, each
+cell a mean with its 95 % bootstrap interval, and one row per target),
 ``maps.png``, ``curves.png`` and the checkpoint used.
+
+``--checkpoint DIR`` re-scores a track without training: DIR is a finished
+checkpoint (``benchmarks/checkpoints/<track>/``, or a results directory's
+``checkpoint/``); the synthetic track also takes its black box from DIR's
+``black_box.safetensors``, and the cifar10 track skips its sanity check
+(which re-distils) unless ``--sanity`` is given.
 
 Distillations are cached under ``--cache`` (default ``benchmarks/.cache``),
 named by a hash of their settings: an interrupted one resumes, a finished one
@@ -36,24 +45,33 @@ from benchmarks.common import (
     DEFAULT_DATA_DIR,
     REPO,
     Evaluation,
+    Track,
     TrackSetup,
+    bootstrap_settings,
     check_out,
+    checkpoint_identity,
     evaluate,
+    evaluation_to_dict,
     git_state,
     issue_targets,
     machine,
     package_versions,
     parse_methods,
     render_markdown,
-    slice_rows,
+    score,
+    slice_of,
     write_results,
 )
 
-TRACKS = {
+TRACKS: dict[str, Track] = {
     "synthetic": synthetic,
     "cifar10": cifar10,
     "imagenet-sample": imagenet_sample,
 }
+
+
+#: Defaults of common options for the tracks that set none of their own.
+COMMON_DEFAULTS: dict[str, Any] = {"batch_size": 64}
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -74,12 +92,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
         formatter_class=_Formatter)
+
+    def per_track(flag: str, kind: type, text: str, otherwise: str = "") -> None:
+        # The help reads each track's default from the track, so it cannot go stale.
+        dest = flag[2:].replace("-", "_")
+        given = [f"{name} {track.DEFAULTS[dest]:g}" for name, track in TRACKS.items()
+                 if dest in track.DEFAULTS]
+        if len(given) < len(TRACKS):
+            given.append(f"otherwise {COMMON_DEFAULTS.get(dest, otherwise)}")
+        parser.add_argument(flag, type=kind, help=f"{text} (default: {', '.join(given)})")
+
     parser.add_argument("--track", required=True, choices=list(TRACKS))
-    parser.add_argument("--methods", default="akd,layercam,gradcam,rise,lime",
-                        help="comma-separated, from akd,layercam,gradcam,rise,lime")
-    parser.add_argument("--n-images", type=int,
-                        help="evaluation images (default per track: synthetic 24, cifar10 "
-                             "1000, imagenet-sample 300)")
+    parser.add_argument("--methods", default="akd,layercam,gradcam,rise,lime,rise-student",
+                        help="comma-separated, from akd,layercam,gradcam,rise,lime,rise-student "
+                             "(RISE on the distilled student: the surrogate ceiling)")
+    parser.add_argument("--controls", action=argparse.BooleanOptionalAction, default=True,
+                        help="score the three controls (uniform noise, centre Gaussian, Sobel "
+                             "edges) like methods")
+    per_track("--n-images", int, "evaluation images")
     parser.add_argument("--device", choices=["cpu", "cuda"],
                         help="default: cuda when available, else cpu")
     parser.add_argument("--out", type=Path, help="default benchmarks/results/<track>/")
@@ -90,39 +120,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache", default=str(DEFAULT_CACHE),
                         help="folder of cached distillations; 'none' to train without one")
     parser.add_argument("--checkpoint", type=Path,
-                        help="a finished AKD checkpoint to load instead of distilling")
+                        help="a finished AKD checkpoint directory (benchmarks/checkpoints/"
+                             "<track>/, a results directory's checkpoint/) to re-score without "
+                             "training; results name its weight hashes")
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds the data choice, training, RISE and LIME")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--batch-size", type=int,
-                        help="images per call when explaining, scoring and timing (default "
-                             "64; imagenet-sample 16, faster per image on a CPU)")
-    parser.add_argument("--perturbation-batch", type=int,
-                        help="perturbed images per black-box call of RISE and LIME (default: "
-                             "the library's 100 and 64; imagenet-sample 16)")
-    parser.add_argument("--step", type=int,
-                        help="pixels per insertion/deletion step (default per track: one row "
-                             "at 32 and 64 px, 1792 at 224 px)")
+    per_track("--batch-size", int, "images per call when explaining, scoring and timing")
+    per_track("--perturbation-batch", int, "perturbed images per black-box call of RISE and "
+              "LIME", "the library's, 100 and 64")
+    per_track("--step", int, "pixels per insertion/deletion step")
+    per_track("--road-images", int, "evaluation images ROAD runs on (the first ones; about "
+              "20 ms per image and method at 32 px, 1.4-1.9 s at 224 px on one core)", "all")
+    parser.add_argument("--bootstrap-resamples", type=int, default=10_000,
+                        help="resamples of every bootstrap interval (seeded by --seed)")
     parser.add_argument("--rise-masks", type=int, default=4000, help="RISE's N")
     parser.add_argument("--rise-grid", type=int, default=7, help="RISE's s")
     parser.add_argument("--rise-p1", type=float, default=0.5, help="RISE's p1")
     parser.add_argument("--lime-samples", type=int, default=1000)
     parser.add_argument("--slow-images", type=int,
-                        help="run RISE and LIME on only the first K evaluation images "
-                             "(default: all); every method is then also compared on those K")
+                        help="run RISE, LIME and RISE on student on only the first K "
+                             "evaluation images (default: all); every method is then also "
+                             "compared on those K")
     parser.add_argument("--speed-images", type=int, default=2,
-                        help="images RISE and LIME are timed on (the others: all)")
-    parser.add_argument("--epochs", type=int, help="stage-1 (student) epochs; default per track")
-    parser.add_argument("--explainer-epochs", type=int,
-                        help="stage-2 (explainer) epochs; default per track")
-    parser.add_argument("--train-images", type=int,
-                        help="training (distillation) images; default per track")
-    parser.add_argument("--distill-batch-size", type=int, help="default per track")
-    parser.add_argument("--student-lr", type=float,
-                        help="stage-1 peak learning rate (default: the library's, except "
-                             "imagenet-sample 1e-4)")
-    parser.add_argument("--student-depth", type=int,
-                        help="depth of the CIFAR-style student (synthetic 14, cifar10 20)")
+                        help="images RISE and LIME are timed on (the others: all; RISE on "
+                             "student is not timed)")
+    per_track("--epochs", int, "stage-1 (student) epochs")
+    per_track("--explainer-epochs", int, "stage-2 (explainer) epochs")
+    per_track("--train-images", int, "training (distillation) images", "all the track has")
+    per_track("--distill-batch-size", int, "images per distillation step")
+    per_track("--student-lr", float, "stage-1 peak learning rate", "the library's")
+    per_track("--student-depth", int, "depth of the CIFAR-style student", "unused")
     parser.add_argument("--grid-images", type=int, default=8, help="rows of maps.png")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     for module in TRACKS.values():
@@ -143,7 +171,7 @@ def resolve_args(argv: list[str]) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     track = TRACKS[args.track]
-    for key, value in {"batch_size": 64, **track.DEFAULTS}.items():
+    for key, value in {**COMMON_DEFAULTS, **track.DEFAULTS}.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     try:
@@ -156,9 +184,15 @@ def resolve_args(argv: list[str]) -> argparse.Namespace:
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     for name in ("n_images", "batch_size", "perturbation_batch", "step", "rise_masks",
-                 "rise_grid", "lime_samples", "speed_images", "grid_images"):
+                 "rise_grid", "lime_samples", "speed_images", "grid_images",
+                 "bootstrap_resamples"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    if args.road_images is not None and args.road_images < 0:
+        parser.error("--road-images must be 0 (no ROAD) or more")
+    if args.checkpoint is not None and not (args.checkpoint / "config.json").is_file():
+        parser.error(f"--checkpoint {str(args.checkpoint)!r} holds no checkpoint (no "
+                     "config.json)")
     return args
 
 
@@ -208,15 +242,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     evaluations = evaluate(setup, args.method_keys, args, progress)
     explain_seconds = time.perf_counter() - lap
 
-    slices: dict[str, dict[str, Any]] = {}
-    for name, selected in setup.slices.items():
-        slices[name] = {e.key: slice_rows(e, selected, setup, args.batch_size)
-                        for e in evaluations}
+    scored = {e.key: score(e.comparison, args) for e in evaluations}
+    slices = {name: {e.key: slice_of(e, selected) for e in evaluations}
+              for name, selected in setup.slices.items()}
     wall = {**setup.wall_seconds, "explain_and_score": explain_seconds,
             "total": time.perf_counter() - started}
 
+    from captum_akd.evaluation import query_accounting, surrogate_ceiling
     from captum_akd.report import comparison_to_dict
 
+    stats = bootstrap_settings(args)
+    every = max(evaluations, key=lambda e: len(e.method_names))
+    record = setup.info.get("distillation", {})
     results: dict[str, Any] = {
         "track": args.track,
         "command": "python -m benchmarks.run " + shlex.join(argv),
@@ -227,19 +264,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "seed": args.seed,
         "settings": jsonable({k: v for k, v in vars(args).items()}),
         **setup.info,
+        "checkpoint": checkpoint_identity(setup.attr, record),
         "agreement": setup.agreement,
-        "evaluations": {
-            e.key: {"n_images": e.n_images, "image_ids": [setup.image_ids[i] for i in e.index],
-                    "wall_seconds": e.seconds, **comparison_to_dict(e.comparison)}
-            for e in evaluations
-        },
-        "slices": slices,
+        "evaluations": {e.key: evaluation_to_dict(e, scored[e.key], setup, args)
+                        for e in evaluations},
+        "slices": {name: {key: {"n_images": int(part.labels.numel()),
+                                **comparison_to_dict(part, per_image=False, **stats)}
+                          for key, part in per_eval.items()}
+                   for name, per_eval in slices.items()},
+        "surrogate_ceiling": surrogate_ceiling(every.comparison, **stats),
+        "black_box_queries": query_accounting(
+            every.comparison, setup.attr.metadata.get("black_box_queries")),
         **setup.extra_results,
         "wall_seconds": wall,
     }
     results["targets"] = issue_targets(evaluations, setup, args)
     results["wall_seconds"]["total"] = time.perf_counter() - started
-    markdown = render_markdown(results, setup, evaluations, slices, args)
+    markdown = render_markdown(results, setup, evaluations, scored, slices, args)
     write_results(args.out, writers(results, markdown, setup, evaluations, args), args.overwrite)
     if progress:
         print(f"written: {args.out}")
@@ -274,7 +315,7 @@ def writers(results: dict[str, Any], markdown: str, setup: TrackSetup,
             None if setup.masks is None else setup.masks[:n].cpu(),
             n=args.grid_images, titles=setup.titles[:n]),
         "curves.png": lambda p: save_curves(p, every.comparison),
-        "checkpoint": lambda p: setup.attr.save(p),
+        "checkpoint": lambda p: save_checkpoint_directory(p, setup),
         # Weights stay out of git, as in benchmarks/results/distill_cifar10.
         ".gitignore": lambda p: p.write_text("checkpoint*/\n", encoding="utf-8"),
     }
@@ -283,6 +324,25 @@ def writers(results: dict[str, Any], markdown: str, setup: TrackSetup,
             files[f"curves-{e.key}.png"] = (lambda c: lambda p: save_curves(p, c))(e.comparison)
     files.update(setup.extra_files)
     return files
+
+
+def save_checkpoint_directory(path: Path, setup: TrackSetup) -> Path:
+    """The results' ``checkpoint/``: the attribution, plus the track's own files.
+
+    A later ``--checkpoint`` of this directory re-scores the track without
+    training (the synthetic track's black box is among the files).
+
+    Args:
+        path: the checkpoint directory to write.
+        setup: the track (attribution and :attr:`TrackSetup.checkpoint_files`).
+
+    Returns:
+        ``path``.
+    """
+    setup.attr.save(path)
+    for name, write in setup.checkpoint_files.items():
+        write(path / name)
+    return path
 
 
 if __name__ == "__main__":

@@ -26,9 +26,14 @@ from benchmarks.common import (
     settings_key,
 )
 from captum_akd import AttentiveDistillationAttribution
+from captum_akd.blackbox import CountingBlackBox
+from captum_akd.checkpoint import file_sha256
 from captum_akd.demo import DemoSettings, accuracy, dataset_tensors, train_classifier
 
 NAME = "synthetic"
+#: The black box is trained here, so a checkpoint of this track carries it too:
+#: ``--checkpoint DIR`` then re-scores with exactly the black box it explained.
+BLACK_BOX_FILE = "black_box.safetensors"
 _DEMO = DemoSettings()
 #: Defaults of the common options on this track: the demo's full run.
 DEFAULTS: dict[str, Any] = {
@@ -43,11 +48,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
-    """Add the options of this track.
-
-    Args:
-        group: the parser's group for this track.
-    """
+    """:meth:`~benchmarks.common.Track.add_arguments` of the synthetic track."""
     group.add_argument("--image-size", type=int, default=_DEMO.image_size,
                        help="synthetic: side of the images")
     group.add_argument("--num-classes", type=int, default=_DEMO.num_classes,
@@ -115,16 +116,7 @@ def trained_target(s: DemoSettings, train: dict[str, torch.Tensor], cache: Path 
 
 
 def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> TrackSetup:
-    """Data, black box and distilled attribution of the synthetic track.
-
-    Args:
-        args: the parsed command line.
-        device: where to run.
-        progress: show progress bars.
-
-    Returns:
-        The track's :class:`TrackSetup`.
-    """
+    """:meth:`~benchmarks.common.Track.prepare` of the synthetic track."""
     from captum_akd import distill
     from captum_akd.data import FineGrainedShapes
     from captum_akd.models import cifar_resnet_student
@@ -144,7 +136,12 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
     wall["data"] = time.perf_counter() - started
 
     lap = time.perf_counter()
-    target, target_source = trained_target(s, train, args.cache, progress)
+    stored = None if args.checkpoint is None else Path(args.checkpoint) / BLACK_BOX_FILE
+    if stored is not None and stored.is_file():
+        target = load_black_box(s, stored)
+        target_source = f"loaded from --checkpoint ({BLACK_BOX_FILE})"
+    else:
+        target, target_source = trained_target(s, train, args.cache, progress)
     target.to(device)
     test_images = test["image"].to(device)
     target_accuracy = accuracy(target, test_images, test["label"].to(device))
@@ -160,11 +157,12 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
                     "val_images": s.test_images - n, "batch_size": args.distill_batch_size,
                     "lr": args.student_lr, "seed": s.seed}
 
-        def train_attr(run_dir: Path | None) -> AttentiveDistillationAttribution:
+        def train_attr(run_dir: Path | None, black_box: CountingBlackBox
+                       ) -> AttentiveDistillationAttribution:
             torch.manual_seed(s.seed)
             student = cifar_resnet_student(depth=s.student_depth, num_classes=s.num_classes)
             return distill(
-                target, TensorDataset(train["image"], train["label"]), student=student,
+                black_box, TensorDataset(train["image"], train["label"]), student=student,
                 val_data=TensorDataset(test["image"][n:], test["label"][n:]),
                 epochs=s.student_epochs, explainer_epochs=s.explainer_epochs,
                 student_config={"lr": args.student_lr}, batch_size=args.distill_batch_size,
@@ -208,9 +206,58 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
                        "test_images": s.test_images, "eval_images": n,
                        "train_seed": s.seed, "test_seed": s.seed + 1},
               "target": {"model": "SmallCNN", "source": target_source,
-                         "heldout_accuracy": target_accuracy},
+                         "heldout_accuracy": target_accuracy,
+                         "sha256": black_box_sha256(target)},
               "student": {"builder": attr.student.config, "agreement": agreement,
                           "fidelity": attr.metadata.get("fidelity")},
               "distillation": record},
         wall_seconds=wall,
+        checkpoint_files={BLACK_BOX_FILE: lambda p: save_black_box(target, p)},
     )
+
+
+def load_black_box(s: DemoSettings, path: Path) -> torch.nn.Module:
+    """The track's SmallCNN black box from a checkpoint's ``black_box.safetensors``.
+
+    Args:
+        s: the sizes of the run (classes).
+        path: the weights file.
+
+    Returns:
+        The black box, in eval mode and frozen.
+    """
+    from captum_akd.zoo.small_cnn import SmallCNN
+
+    target = SmallCNN(s.num_classes)
+    target.load_state_dict(load_file(str(path)))
+    for p in target.parameters():
+        p.requires_grad_(False)
+    return target.eval()
+
+
+def save_black_box(target: torch.nn.Module, path: Path) -> None:
+    """Write the black box's weights (safetensors), beside a checkpoint's student.
+
+    Args:
+        target: the black box.
+        path: the file to write.
+    """
+    save_file({k: v.detach().cpu().contiguous() for k, v in target.state_dict().items()},
+              str(path))
+
+
+def black_box_sha256(target: torch.nn.Module) -> str:
+    """The SHA-256 of the black box's weights as :func:`save_black_box` writes them.
+
+    Args:
+        target: the black box.
+
+    Returns:
+        The hex digest, what results name the black box by.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / BLACK_BOX_FILE
+        save_black_box(target, path)
+        return file_sha256(path)

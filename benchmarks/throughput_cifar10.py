@@ -28,10 +28,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import cifar_split, machine  # noqa: E402
-from captum_akd import AttentiveDistillationAttribution, LayerwiseSurrogateCAM  # noqa: E402
-from captum_akd.baselines import RISE, GradCAM, LimeImage  # noqa: E402
+from benchmarks.common import DEFAULT_DATA_DIR, cifar_split, machine  # noqa: E402
+from captum_akd import AttentiveDistillationAttribution  # noqa: E402
 from captum_akd.checkpoint import write_directory_atomically, write_json  # noqa: E402
+from captum_akd.evaluation import METHOD_LABELS, build_methods  # noqa: E402
 from captum_akd.metrics import throughput  # noqa: E402
 from captum_akd.models import ExplanationNet, cifar_resnet_student  # noqa: E402
 from captum_akd.zoo.cifar_resnet import cifar_resnet56  # noqa: E402
@@ -39,7 +39,7 @@ from captum_akd.zoo.cifar_resnet import cifar_resnet56  # noqa: E402
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"),
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR),
                         help="folder holding cifar10/ and weights/ (default ../shared/data)")
     parser.add_argument("--images", type=int, default=256,
                         help="test images the fast methods and inference are timed on")
@@ -70,15 +70,11 @@ def main(argv=None) -> dict:
     else:
         student = cifar_resnet_student(depth=20, num_classes=10).eval()
         akd = AttentiveDistillationAttribution(target, student, ExplanationNet.for_student(student))
-    methods = {
-        "AKD": akd,
-        "Layer-wise CAM": LayerwiseSurrogateCAM(akd.student, forward_func=target),
-        "Grad-CAM": GradCAM(target, target.layer3),
-        f"RISE (N = {args.rise_masks})": RISE(target, n_masks=args.rise_masks, seed=0),
-        f"LIME ({args.lime_samples} samples)": LimeImage(target, n_samples=args.lime_samples,
-                                                         seed=0),
-    }
-    slow = {name for name in methods if name.startswith(("RISE", "LIME"))}
+    # The methods a user would time; controls and RISE on the student are diagnostics.
+    methods = build_methods(target, akd, target.layer3,
+                            ("akd", "layercam", "gradcam", "rise", "lime"), controls=False,
+                            rise_masks=args.rise_masks, lime_samples=args.lime_samples)
+    slow = {METHOD_LABELS["rise"], METHOD_LABELS["lime"]}
     rows = {"Normal inference": throughput(target, images, batch_size=args.batch_size)}
     for name, method in methods.items():
         k = args.slow_images if name in slow else len(images)
@@ -109,7 +105,8 @@ def main(argv=None) -> dict:
         "",
         f"Command: `{command}`, {results['date']}; {results['machine']['processor']}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}, device "
-        f"{results['machine']['device']}; batch size {args.batch_size}.",
+        f"{results['machine']['device']}; batch size {args.batch_size}; RISE with "
+        f"{args.rise_masks} masks, LIME with {args.lime_samples} samples.",
         "",
         "| Method | Images / s | Images timed | × inference | × Grad-CAM |",
         "|---|---|---|---|---|",

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 
 
@@ -98,3 +104,123 @@ def resize_maps(maps: Tensor, size: tuple[int, int]) -> Tensor:
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
     return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+
+
+PERTURB_MASKS = ("smooth", "scattered")
+PERTURB_SUBSTRATES = ("blur", "zero")
+
+
+def perturb(
+    images: Tensor,
+    generator: torch.Generator,
+    masks: Sequence[str] = PERTURB_MASKS,
+    substrates: Sequence[str] = PERTURB_SUBSTRATES,
+    blur: tuple[int, float] = (11, 5.0),
+) -> Tensor:
+    """Partly removed copies of images, like those insertion, deletion and ROAD show a model.
+
+    Each image gets its own mask kind, substrate and kept share, drawn from
+    ``generator``: ``"smooth"`` masks are a random ``s x s`` grid (``s`` from 4
+    to 8) upsampled bilinearly, blobs like RISE's masks and an explainer's
+    maps; ``"scattered"`` masks are independent pixels, like the paper's
+    deletion. The kept share is uniform on [0.05, 0.95] and exact (a per-image
+    quantile). Removed pixels take the Gaussian-blurred image (``"blur"``,
+    insertion's start) or 0 in the model's input space (``"zero"``, deletion's).
+
+    Args:
+        images: ``N x C x H x W`` images in the model's input space.
+        generator: a CPU generator for every random draw (so it repeats).
+        masks: the mask kinds to draw from.
+        substrates: the substrates to draw from.
+        blur: ``(kernel, sigma)`` of the blurred substrate.
+
+    Returns:
+        ``N x C x H x W`` perturbed copies (the input is not modified).
+
+    Examples::
+
+        >>> images = torch.randn(4, 3, 16, 16)
+        >>> out = perturb(images, torch.Generator().manual_seed(0))
+        >>> out.shape, bool((out == images).any()), bool((out != images).any())
+        (torch.Size([4, 3, 16, 16]), True, True)
+        >>> torch.equal(out, perturb(images, torch.Generator().manual_seed(0)))
+        True
+    """
+    n, _, h, w = images.shape
+    keep = torch.rand(n, generator=generator) * 0.9 + 0.05
+    kind = torch.randint(len(masks), (n,), generator=generator)
+    substrate = torch.randint(len(substrates), (n,), generator=generator)
+    cells = int(torch.randint(4, 9, (1,), generator=generator))
+    coarse = torch.rand(n, 1, cells, cells, generator=generator)
+    scores = torch.where(
+        torch.tensor([masks[k] == "smooth" for k in kind])[:, None, None, None],
+        F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False),
+        torch.rand(n, 1, h, w, generator=generator))
+    # Ranks, not values: an exact kept share whatever the scores' distribution.
+    ranks = scores.flatten(1).argsort(1).argsort(1).reshape(n, 1, h, w)
+    mask = (ranks < (keep * h * w).round()[:, None, None, None]).to(images)
+    blurred = gaussian_blur(images, *blur) if "blur" in substrates else images
+    use_blur = torch.tensor([substrates[s] == "blur" for s in substrate])[:, None, None, None]
+    base = torch.where(use_blur.to(images.device), blurred, torch.zeros_like(images))
+    return mask * images + (1 - mask) * base
+
+
+def jpeg_recompress(images: Tensor, qualities: Sequence[int],
+                    normalization: Mapping[str, Any] | None = None) -> Tensor:
+    """Each image encoded as a JPEG of its quality and decoded again (on the CPU).
+
+    Args:
+        images: ``N x C x H x W`` images, ``C`` 1 or 3: pixels in [0, 1], or
+            normalised with ``normalization``.
+        qualities: ``N`` JPEG qualities in 1..100.
+        normalization: ``{"mean": [...], "std": [...]}`` the images were
+            normalised with, or ``None`` for pixels.
+
+    Returns:
+        The re-encoded images, in the input's space, device and dtype.
+
+    Raises:
+        ValueError: for another channel count, or pixels outside [0, 1]
+            without a ``normalization``.
+
+    Examples::
+
+        >>> images = torch.linspace(0, 1, 16).expand(2, 3, 16, 16)   # a smooth ramp
+        >>> out = jpeg_recompress(images, [95, 95])
+        >>> out.shape, bool((out - images).abs().mean() < 0.05)
+        (torch.Size([2, 3, 16, 16]), True)
+    """
+    c = images.shape[1]
+    if c not in (1, 3):
+        raise ValueError(f"`jpeg_quality` needs 1- or 3-channel images; got {c} channels")
+    shape = (1, c, 1, 1)
+    mean = std = None
+    pixels = images.detach().float().cpu()
+    if normalization is not None:
+        mean = torch.as_tensor(normalization["mean"], dtype=torch.float32).reshape(shape)
+        std = torch.as_tensor(normalization["std"], dtype=torch.float32).reshape(shape)
+        pixels = pixels * std + mean
+    elif pixels.min() < -1e-3 or pixels.max() > 1 + 1e-3:
+        raise ValueError(
+            "`jpeg_quality` needs pixels in [0, 1]; these images range over "
+            f"[{float(pixels.min()):.3g}, {float(pixels.max()):.3g}]: pass the "
+            "`normalization` they were made with"
+        )
+    pixels = (pixels.clamp(0, 1) * 255).round().to(torch.uint8)
+    decoded = torch.stack([
+        _jpeg_round_trip(image, quality)
+        for image, quality in zip(pixels, qualities, strict=True)
+    ]).float() / 255
+    if mean is not None:
+        decoded = (decoded - mean) / std
+    return decoded.to(device=images.device, dtype=images.dtype)
+
+
+def _jpeg_round_trip(image: Tensor, quality: int) -> Tensor:
+    """Encode a ``C x H x W`` uint8 image (C = 1 or 3) as a JPEG and decode it again."""
+    array = image.permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(
+        buffer, format="JPEG", quality=quality)
+    decoded = torch.from_numpy(np.asarray(Image.open(buffer)).copy())
+    return decoded[None] if decoded.ndim == 2 else decoded.permute(2, 0, 1)

@@ -7,7 +7,7 @@ a shape error deep inside a convolution.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -316,7 +316,11 @@ def resolve_target(
             "these attributions explain classifiers, so give an int, a list of N ints "
             "or a tensor of N class indices"
         )
+    # Every form is range-checked before it reaches ``device``: ints in Python,
+    # a tensor where it already lives, so the hot path never waits on a device.
     if isinstance(target, int):
+        if num_classes is not None:
+            check_target_range(target, num_classes)
         labels = torch.full((n,), target, dtype=torch.long, device=device)
     elif isinstance(target, Tensor):
         if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
@@ -330,6 +334,8 @@ def resolve_target(
                 f"`target` as a tensor must be 0-d or have exactly N = {n} elements; "
                 f"got shape {tuple(target.shape)}"
             )
+        if num_classes is not None:
+            check_target_range(target, num_classes)
         labels = labels.to(device=device, dtype=torch.long)
     elif isinstance(target, Sequence) and not isinstance(target, (str, bytes)):
         if len(target) != n:
@@ -341,22 +347,27 @@ def resolve_target(
                 "`target` as a list must hold ints (one class index per input); "
                 f"got {[type(t).__name__ for t in target][:5]}"
             )
+        if num_classes is not None:
+            check_target_range(target, num_classes)
         labels = torch.tensor(list(target), dtype=torch.long, device=device)
     else:
         raise TypeError(
             "`target` must be None, an int, a list of N ints or an integer tensor; "
             f"got {type(target).__name__}"
         )
-    if num_classes is not None:
-        check_target_range(labels, num_classes)
     return labels.contiguous()
 
 
-def check_target_range(labels: Tensor, num_classes: int, name: str = "target") -> None:
+def check_target_range(
+    labels: Tensor | int | Sequence[int], num_classes: int, name: str = "target"
+) -> None:
     """Raise if any class index in ``labels`` is outside ``[0, num_classes)``.
 
     Args:
-        labels: class indices, any shape (an empty tensor passes).
+        labels: class indices: a tensor of any shape (an empty one passes),
+            an int or a sequence of ints. Python ints are checked in Python
+            and never touch a device; a tensor costs one read of its minimum
+            and maximum, on the device it lives on.
         num_classes: the number of classes ``K`` of the model.
         name: the argument's name, used in the error message.
 
@@ -366,14 +377,22 @@ def check_target_range(labels: Tensor, num_classes: int, name: str = "target") -
 
     Examples::
 
+        >>> check_target_range([0, 9], 10)
         >>> check_target_range(torch.tensor([0, 10]), 10)
         Traceback (most recent call last):
         ...
         ValueError: `target` holds class index 10, out of range for a model with 10 classes ...
     """
-    if labels.numel() == 0:
-        return
-    low, high = int(labels.min()), int(labels.max())
+    if isinstance(labels, Tensor):
+        if labels.numel() == 0:
+            return
+        # One transfer for both bounds instead of one per bound.
+        low, high = torch.stack(torch.aminmax(labels)).tolist()
+    else:
+        values = [labels] if isinstance(labels, int) else list(labels)
+        if not values:
+            return
+        low, high = min(values), max(values)
     if low < 0 or high >= num_classes:
         bad = low if low < 0 else high
         raise ValueError(
@@ -451,3 +470,259 @@ def check_saliency(saliency: Tensor, images: Tensor, name: str = "saliency") -> 
     if saliency.shape[1] != 1:
         saliency = saliency.mean(dim=1, keepdim=True)
     return saliency.to(images.device, dtype=images.dtype if images.is_floating_point() else None)
+
+
+#: The label of an image without one (training then uses the black box's prediction).
+NO_LABEL = -1
+
+
+def check_number(value: Any, name: str, low: float = 0.0, *, strict: bool = False,
+                 high: float | None = None, integer: bool = False) -> None:
+    """Raise unless ``value`` is a number (an int with ``integer``) in the stated range.
+
+    Args:
+        value: the value to check; a bool is not a number here.
+        name: the setting's name, used in the error message.
+        low: the lower bound.
+        strict: ``value`` must be above ``low``, not merely at least ``low``.
+        high: the upper bound (inclusive), or ``None`` for none.
+        integer: ``value`` must be an int.
+
+    Raises:
+        ValueError: naming ``name``, the range and the value.
+
+    Examples::
+
+        >>> check_number(0.5, "alpha", high=1.0)
+        >>> check_number(0, "temperature", strict=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: `temperature` must be a number > 0; got 0
+    """
+    kind = int if integer else (int, float)
+    ok = isinstance(value, kind) and not isinstance(value, bool) and (
+        value > low if strict else value >= low) and (high is None or value <= high)
+    if not ok:
+        what = "an int" if integer else "a number"
+        bound = f"{'>' if strict else '>='} {low:g}" + (f" and <= {high:g}" if high is not None
+                                                        else "")
+        raise ValueError(f"`{name}` must be {what} {bound}; got {value!r}")
+
+
+def image_size_pair(value: Any, name: str = "image_size") -> tuple[int, int] | None:
+    """Read an image size given as ``None``, ``S``, ``(H, W)`` or the text ``"S"`` / ``"HxW"``.
+
+    Args:
+        value: the size; ``None`` passes through.
+        name: the setting's name, used in the error message.
+
+    Returns:
+        ``(H, W)`` as positive ints, or ``None``.
+
+    Raises:
+        ValueError: for anything else, or a size below 1.
+
+    Examples::
+
+        >>> image_size_pair(32), image_size_pair([64, 48]), image_size_pair("64x48")
+        ((32, 32), (64, 48), (64, 48))
+    """
+    if value is None:
+        return None
+    parts: Any = value
+    if isinstance(value, str):
+        parts = value.lower().replace(",", "x").split("x")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        parts = (value, value)
+    try:
+        if isinstance(value, str):
+            parts = [int(p) for p in parts]
+            parts = parts * 2 if len(parts) == 1 else parts
+        elif any(isinstance(p, bool) or int(p) != p for p in parts):
+            raise ValueError
+        height, width = (int(p) for p in parts)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be S or (H, W), e.g. 224 or 64x48; got {value!r}"
+                         ) from None
+    if height < 1 or width < 1:
+        raise ValueError(f"`{name}` must be positive; got {value!r}")
+    return height, width
+
+
+#: ``RunConfig(normalization=...)`` presets: ``(mean, std)`` per channel.
+NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]] | None] = {
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    # The CIFAR-10 ResNets of ../shared/data were trained with ImageNet statistics.
+    "cifar": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "none": None,
+}
+
+
+def check_jpeg_quality(quality: Any, name: str = "jpeg_quality") -> None:
+    """Check a JPEG quality setting: None, Q, ``[Q]`` or ``[low, high]``, each in 1..100.
+
+    Args:
+        quality: the setting to check.
+        name: the argument's name for the error message.
+
+    Raises:
+        ValueError: naming ``name``, if ``quality`` is anything else (a float,
+            a bool, a value outside 1..100, ``low > high``, more than two).
+
+    Examples::
+
+        >>> check_jpeg_quality([50, 90])
+        >>> check_jpeg_quality(0)
+        Traceback (most recent call last):
+        ...
+        ValueError: `jpeg_quality` must be None, Q or [LOW, HIGH], ints in 1..100, LOW<=HIGH; got 0
+    """
+    if quality is None:
+        return
+    values = list(quality) if isinstance(quality, (list, tuple)) else [quality]
+    ok = len(values) in (1, 2) and all(
+        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100 for v in values
+    ) and values[0] <= values[-1]
+    if not ok:
+        raise ValueError(f"`{name}` must be None, Q or [LOW, HIGH], ints in 1..100, "
+                         f"LOW<=HIGH; got {quality!r}")
+
+
+def check_open_fraction(value: Any, name: str) -> None:
+    """Raise unless ``value`` is a number strictly between 0 and 1 (like an area target).
+
+    Args:
+        value: the value to check.
+        name: the setting's name, used in the error message.
+
+    Raises:
+        ValueError: naming ``name`` and the value.
+
+    Examples::
+
+        >>> check_open_fraction(0.1, "area_target")
+        >>> check_open_fraction(1.0, "area_target")
+        Traceback (most recent call last):
+        ...
+        ValueError: `area_target` must be in (0, 1); got 1.0
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(f"`{name}` must be in (0, 1); got {value!r}")
+
+
+def optional_check(check: Callable[[Any, str], None]) -> Callable[[Any, str], None]:
+    """The same check, but ``None`` (a setting left unset) passes.
+
+    Args:
+        check: ``check(value, name)``, raising ``ValueError`` for a bad value.
+
+    Returns:
+        A check that skips ``None``.
+
+    Examples::
+
+        >>> optional_check(check_flag)(None, "amp")
+        >>> optional_check(check_flag)(1, "amp")
+        Traceback (most recent call last):
+        ...
+        ValueError: `amp` must be True or False; got 1
+    """
+    return lambda value, name: None if value is None else check(value, name)
+
+
+def one_of(options: tuple[str, ...]) -> Callable[[Any, str], None]:
+    """A check that ``value`` is one of ``options``, naming them when it is not.
+
+    Args:
+        options: the valid values.
+
+    Returns:
+        ``check(value, name)``.
+
+    Examples::
+
+        >>> one_of(("adamw", "sgd"))("adam", "optimizer")
+        Traceback (most recent call last):
+        ...
+        ValueError: `optimizer` must be one of ('adamw', 'sgd'); got 'adam'
+    """
+    def check(value: Any, name: str) -> None:
+        if value not in options:
+            raise ValueError(f"`{name}` must be one of {options}; got {value!r}")
+    return check
+
+
+def check_flag(value: Any, name: str) -> None:
+    """Raise unless ``value`` is ``True`` or ``False`` (a stray 0/1 or string is a mistake).
+
+    Args:
+        value: a setting that must be a bool.
+        name: what the user calls it (``"flip"``), for the message.
+
+    Raises:
+        ValueError: for anything but a bool.
+
+    Examples::
+
+        >>> check_flag(True, "flip")
+        >>> check_flag("no", "flip")
+        Traceback (most recent call last):
+        ...
+        ValueError: `flip` must be True or False; got 'no'
+    """
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be True or False; got {value!r}")
+
+
+def check_normalization(value: Any, name: str) -> None:
+    """Raise unless ``value`` is ``None`` or ``{"mean": [...], "std": [...]}``.
+
+    Args:
+        value: the normalisation, after :func:`read_normalization`.
+        name: the setting's name, used in the error message.
+
+    Raises:
+        ValueError: naming ``name``, the accepted forms and the value.
+
+    Examples::
+
+        >>> check_normalization({"mean": [0.5], "std": [0.5]}, "normalization")
+    """
+    if value is not None and not (isinstance(value, dict) and set(value) == {"mean", "std"}):
+        raise ValueError(f"`{name}` must be {{'mean': [...], 'std': [...]}}, a preset "
+                         f"{tuple(NORMALIZATIONS)} or 'M,M,M/S,S,S'; got {value!r}")
+
+
+def read_normalization(value: Any) -> dict[str, list[float]] | None:
+    """Read a normalisation given as a preset, ``M,M,M/S,S,S`` text, a pair or a dict.
+
+    Args:
+        value: a key of :data:`NORMALIZATIONS`, ``"M,M,M/S,S,S"``, a
+            ``(mean, std)`` pair, a ``{"mean", "std"}`` dict, or ``None``.
+
+    Returns:
+        ``{"mean": [...], "std": [...]}`` as floats (the form a checkpoint
+        stores), ``None``, or ``value`` unchanged when it is none of these (so
+        :func:`check_normalization` names it).
+
+    Examples::
+
+        >>> read_normalization("0.5,0.5,0.5/0.25,0.25,0.25")
+        {'mean': [0.5, 0.5, 0.5], 'std': [0.25, 0.25, 0.25]}
+        >>> read_normalization("none") is None
+        True
+    """
+    if isinstance(value, str):
+        if value in NORMALIZATIONS:
+            value = NORMALIZATIONS[value]
+        else:
+            try:
+                mean, std = value.split("/")
+                value = ([float(v) for v in mean.split(",")], [float(v) for v in std.split(",")])
+            except ValueError:
+                return value  # the check names it
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        value = {"mean": value[0], "std": value[1]}
+    if isinstance(value, Mapping) and set(value) == {"mean", "std"}:
+        return {"mean": [float(v) for v in value["mean"]], "std": [float(v) for v in value["std"]]}
+    return value

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from captum.log import log_usage
 from torch import Tensor
 
 from captum_akd._base import ImageAttribution
@@ -47,20 +46,28 @@ class AttentiveDistillationAttribution(ImageAttribution):
             (training settings, fidelity reports).
 
     Shape:
-        :meth:`attribute` maps ``N x C x H x W`` images (or a 1-tuple of them)
-        to ``N x 1 x H x W`` maps in [0, 1] (``N x C x H x W`` with
-        ``expand_to_input=True``), in the same form as the inputs.
+        :meth:`attribute` (the shared
+        :meth:`captum_akd._base.ImageAttribution.attribute`) maps
+        ``N x C x H x W`` images (or a 1-tuple of them), with ``H`` and ``W``
+        at least the student's ``min_input_size``, to ``N x 1 x H x W`` maps
+        in [0, 1] (``N x C x H x W`` with ``expand_to_input=True``), in the
+        same form as the inputs.
 
     Examples::
 
         >>> from captum_akd import AttentiveDistillationAttribution
         >>> from captum_akd.models import cifar_resnet_student, ExplanationNet
-        >>> student = cifar_resnet_student(depth=20, num_classes=10)
-        >>> explainer = ExplanationNet.for_student(student)
+        >>> black_box = torch.nn.Sequential(torch.nn.Flatten(),
+        ...                                 torch.nn.Linear(3 * 16 * 16, 3))
+        >>> student = cifar_resnet_student(depth=8, num_classes=3)
+        >>> explainer = ExplanationNet.for_student(student, width=16)
         >>> attr = AttentiveDistillationAttribution(black_box, student, explainer)
-        >>> maps = attr.attribute(torch.randn(4, 3, 32, 32), target=[0, 1, 2, 3])
-        >>> maps.shape
-        torch.Size([4, 1, 32, 32])
+        >>> images = torch.randn(4, 3, 16, 16)
+        >>> maps = attr.attribute(images, target=[0, 1, 2, 0])
+        >>> maps.shape, bool(maps.min() >= 0), bool(maps.max() <= 1)
+        (torch.Size([4, 1, 16, 16]), True, True)
+        >>> attr.attribute(images).shape    # target=None: the black box's classes
+        torch.Size([4, 1, 16, 16])
     """
 
     def __init__(
@@ -111,7 +118,16 @@ class AttentiveDistillationAttribution(ImageAttribution):
 
         Examples::
 
-            >>> maps = attr.to("cuda").attribute(images.cuda(), target=labels)
+            >>> from captum_akd.models import cifar_resnet_student, ExplanationNet
+            >>> student = cifar_resnet_student(depth=8, num_classes=3)
+            >>> attr = AttentiveDistillationAttribution(
+            ...     None, student, ExplanationNet.for_student(student, width=16))
+            >>> device = "cuda" if torch.cuda.is_available() else "cpu"
+            >>> attr.to(device) is attr
+            True
+            >>> images = torch.randn(2, 3, 16, 16, device=device)
+            >>> attr.attribute(images, target=[0, 2]).device == images.device
+            True
         """
         self.student.to(device)
         self.explainer.to(device)
@@ -131,50 +147,6 @@ class AttentiveDistillationAttribution(ImageAttribution):
             self.explainer.eval()
         return self.explainer.explain(self.student, images, labels)
 
-    @log_usage()
-    def attribute(
-        self,
-        inputs: Tensor | tuple[Tensor],
-        target: Any = None,
-        additional_forward_args: Any = None,
-        internal_batch_size: int | None = None,
-        expand_to_input: bool = False,
-    ) -> Tensor | tuple[Tensor]:
-        r"""Saliency maps of class ``target`` for ``inputs``, in one forward pass.
-
-        Args:
-            inputs (Tensor or tuple[Tensor]): ``N x C x H x W`` images in the
-                black box's input space (normalised as the black box expects),
-                or a 1-tuple holding them; the output comes back in the same
-                form. ``H`` and ``W`` must be at least the student's
-                ``min_input_size``.
-            target (int, list, Tensor or None): class to explain, as Captum's
-                ``TargetType`` for classifiers: ``None`` (the black box's own
-                prediction, from one no-grad call), an int for every image, a
-                list of ``N`` ints, or a 0-d / length-``N`` integer tensor.
-            additional_forward_args (Any, optional): extra positional
-                arguments for the black box, passed after the images; only
-                used when ``target`` is ``None``.
-            internal_batch_size (int, optional): explain at most this many
-                images at a time; the maps equal those of one batch.
-            expand_to_input (bool): broadcast the maps to the input's shape
-                ``N x C x H x W`` (needed by ``captum.metrics.infidelity``).
-
-        Returns:
-            Tensor or tuple[Tensor]: ``N x 1 x H x W`` maps in [0, 1]
-            (``N x C x H x W`` with ``expand_to_input``), on the inputs'
-            device, without an autograd graph.
-
-        Examples::
-
-            >>> maps = attr.attribute(images, target=labels)          # N x 1 x H x W
-            >>> (maps,) = attr.attribute((images,), target=3)         # tuple in, tuple out
-            >>> full = attr.attribute(images, expand_to_input=True)   # N x C x H x W
-        """
-        return super().attribute(
-            inputs, target, additional_forward_args, internal_batch_size, expand_to_input
-        )
-
     def save(self, directory: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write the student and explainer as a checkpoint directory.
 
@@ -193,8 +165,20 @@ class AttentiveDistillationAttribution(ImageAttribution):
 
         Examples::
 
-            >>> attr.save("akd-ckpt/")                     # fails if it exists
-            >>> attr.save("akd-ckpt/", overwrite=True)     # replaces a checkpoint
+            >>> from captum_akd.models import cifar_resnet_student, ExplanationNet
+            >>> student = cifar_resnet_student(depth=8, num_classes=3)
+            >>> attr = AttentiveDistillationAttribution(
+            ...     None, student, ExplanationNet.for_student(student, width=16),
+            ...     input_size=(16, 16))
+            >>> path = attr.save("akd-ckpt")                # fails if it exists
+            >>> sorted(p.name for p in path.iterdir())
+            ['config.json', 'explainer.safetensors', 'student.safetensors']
+            >>> attr.save("akd-ckpt")
+            Traceback (most recent call last):
+                ...
+            FileExistsError: ...
+            >>> attr.save("akd-ckpt", overwrite=True).name  # replaces a checkpoint
+            'akd-ckpt'
         """
         metadata = dict(self.metadata)
         metadata["input_size"] = list(self.input_size) if self.input_size else None
@@ -220,7 +204,19 @@ class AttentiveDistillationAttribution(ImageAttribution):
 
         Examples::
 
-            >>> attr = AttentiveDistillationAttribution.load("akd-ckpt/", forward_func=model)
+            >>> from captum_akd.models import cifar_resnet_student, ExplanationNet
+            >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 3))
+            >>> student = cifar_resnet_student(depth=8, num_classes=3)
+            >>> saved = AttentiveDistillationAttribution(
+            ...     model, student, ExplanationNet.for_student(student, width=16),
+            ...     input_size=(16, 16))
+            >>> _ = saved.save("akd-ckpt")
+            >>> attr = AttentiveDistillationAttribution.load("akd-ckpt", forward_func=model)
+            >>> attr.input_size, attr.num_classes
+            ((16, 16), 3)
+            >>> images = torch.randn(2, 3, 16, 16)
+            >>> torch.equal(attr.attribute(images), saved.attribute(images))
+            True
         """
         student, explainer, config = load_checkpoint(directory, map_location)
         metadata = dict(config.get("metadata", {}))

@@ -16,7 +16,9 @@ replaced with ``overwrite=True``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -26,18 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from captum_akd._version import __version__
-from captum_akd.models import (
-    AttentiveStudent,
-    ExplanationNet,
-    cifar_resnet_student,
-    efficientnet_lite_student,
-    resnet_student,
-)
+from captum_akd.models import STUDENT_BUILDERS, AttentiveStudent, ExplanationNet
+from captum_akd.models.builders import STUDENT_WEIGHTS_KEYWORDS
 
 FORMAT = "captum-akd"
 FORMAT_VERSION = 1
@@ -45,11 +42,28 @@ CONFIG_FILE = "config.json"
 STUDENT_FILE = "student.safetensors"
 EXPLAINER_FILE = "explainer.safetensors"
 
-# Checkpoints name the builder that made the student; only these are rebuilt.
-STUDENT_BUILDERS: dict[str, Callable[..., AttentiveStudent]] = {
-    "cifar_resnet_student": cifar_resnet_student,
-    "resnet_student": resnet_student,
-    "efficientnet_lite_student": efficientnet_lite_student,
+# Checkpoints name the builders that made their networks; only these are
+# rebuilt (STUDENT_BUILDERS comes from the one table in captum_akd.models.builders).
+EXPLAINER_BUILDERS: dict[str, Callable[..., ExplanationNet]] = {"ExplanationNet": ExplanationNet}
+_BUILDERS: dict[str, Mapping[str, Callable[..., nn.Module]]] = {
+    "student": STUDENT_BUILDERS,
+    "explainer": EXPLAINER_BUILDERS,
+}
+
+# Integer builder keywords with bounds far above any network the library
+# builds: a corrupt config.json is named before anything is built or allocated.
+KWARG_BOUNDS: dict[str, tuple[int, int]] = {
+    "depth": (1, 1202),
+    "num_classes": (2, 1_000_000),
+    "stem_stride": (1, 2),
+    "width": (1, 8192),
+}
+
+# The dtype names of safetensors headers, to compare them with a module's tensors.
+_SAFETENSORS_DTYPES: dict[torch.dtype, str] = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
+    torch.uint8: "U8", torch.bool: "BOOL",
 }
 
 
@@ -64,8 +78,9 @@ def file_sha256(path: str | os.PathLike) -> str:
 
     Examples::
 
-        >>> file_sha256("akd-ckpt/student.safetensors")[:12]
-        '3f9a0c2be871'
+        >>> _ = Path("empty.bin").write_bytes(b"")
+        >>> file_sha256("empty.bin")[:12]
+        'e3b0c44298fc'
     """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -86,12 +101,33 @@ def state_to_safetensors(module: nn.Module, path: str | os.PathLike) -> None:
 
     Examples::
 
+        >>> from safetensors.torch import load_file
+        >>> from captum_akd.models import cifar_resnet_student
+        >>> student = cifar_resnet_student(depth=8, num_classes=3)
         >>> state_to_safetensors(student, "student.safetensors")
+        >>> load_file("student.safetensors")["fc.weight"].shape
+        torch.Size([3, 64])
     """
     # Cloned to CPU so tensors that share storage (tied weights) save cleanly.
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in
                module.state_dict().items()}
     save_file(tensors, os.fspath(path))
+    _give_open_mode(Path(path))
+
+
+def _umask() -> int:
+    """The process umask: it can only be read by setting it, so it is set back at once."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _give_open_mode(path: Path) -> None:
+    """Give written files the mode ``open()`` would; safetensors creates them private (0600)."""
+    mode = 0o666 & ~_umask()
+    for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        if item.is_file() and not item.is_symlink():
+            os.chmod(item, mode)
 
 
 def write_json(data: Mapping[str, Any], path: str | os.PathLike) -> None:
@@ -212,12 +248,13 @@ def write_directory_atomically(
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     # mkdtemp makes the directory private; what we save is for everyone the umask allows.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
+    os.chmod(staging, 0o777 & ~_umask())
     try:
         for name, write in writers.items():
             write(staging / name)
+            # Writers that go through a temporary file of their own (safetensors)
+            # leave it 0600; every file gets what a plain open() would give.
+            _give_open_mode(staging / name)
             _fsync_file(staging / name)
         if target.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
@@ -262,8 +299,14 @@ def save_checkpoint(
 
     Examples::
 
-        >>> save_checkpoint("akd-ckpt", student, explainer, {"input_size": [32, 32]})
-        PosixPath('akd-ckpt')
+        >>> from captum_akd.models import ExplanationNet, cifar_resnet_student
+        >>> student = cifar_resnet_student(depth=8, num_classes=3)
+        >>> explainer = ExplanationNet.for_student(student, width=16)
+        >>> path = save_checkpoint("akd-ckpt", student, explainer, {"input_size": [32, 32]})
+        >>> path.name, sorted(p.name for p in path.iterdir())
+        ('akd-ckpt', ['config.json', 'explainer.safetensors', 'student.safetensors'])
+        >>> read_config(path)["metadata"]
+        {'input_size': [32, 32]}
     """
     if student.config.get("builder") not in STUDENT_BUILDERS:
         raise ValueError(
@@ -303,6 +346,35 @@ def save_checkpoint(
     return write_directory_atomically(directory, writers, overwrite)
 
 
+def read_json(path: Path, argument: str) -> Any:
+    """Parse a JSON file, naming the argument it came from if it is not valid JSON.
+
+    Args:
+        path: the file.
+        argument: the user's argument the file belongs to (``"directory"``, ``"out"``).
+
+    Returns:
+        The parsed value.
+
+    Raises:
+        ValueError: if the file is not valid UTF-8 JSON (truncated or corrupted).
+
+    Examples::
+
+        >>> import json
+        >>> path = Path("x.json")
+        >>> _ = path.write_text(json.dumps({"a": 1}))
+        >>> read_json(path, "out")
+        {'a': 1}
+    """
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"`{argument}`: {str(path)!r} is not valid JSON (truncated or corrupted): {err}"
+        ) from None
+
+
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     """Read and check a checkpoint's ``config.json``.
 
@@ -315,8 +387,12 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
 
     Examples::
 
-        >>> read_config("akd-ckpt")["student"]["builder"]
-        'cifar_resnet_student'
+        >>> from captum_akd.models import ExplanationNet, cifar_resnet_student
+        >>> student = cifar_resnet_student(depth=8, num_classes=3)
+        >>> _ = save_checkpoint("akd-ckpt", student, ExplanationNet.for_student(student))
+        >>> config = read_config("akd-ckpt")
+        >>> config["student"]["builder"], config["num_classes"], config["format"]
+        ('cifar_resnet_student', 3, 'captum-akd')
     """
     root = Path(directory)
     if not root.is_dir():
@@ -326,12 +402,7 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
         raise FileNotFoundError(
             f"`directory`: checkpoint {str(root)!r} is missing {CONFIG_FILE}"
         )
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(
-            f"`directory`: {str(path)!r} is not valid JSON (truncated or corrupted): {err}"
-        ) from None
+    config = read_json(path, "directory")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"`directory`: {str(path)!r} is not a captum-akd checkpoint config")
     if config.get("format_version", 0) > FORMAT_VERSION:
@@ -342,38 +413,115 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     return config
 
 
-def read_weights(directory: Path, name: str, config: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+def read_weights(
+    directory: Path,
+    name: str,
+    config: Mapping[str, Any],
+    expected: Mapping[str, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
     """Read one weights file after checking it against the config's hash.
 
     Args:
         directory: the checkpoint directory.
         name: the file in it, e.g. ``"student.safetensors"``.
         config: the checkpoint's configuration (:func:`read_config`).
+        expected: the state dict the file must fill (tensors on the ``meta``
+            device will do). When given, every tensor's name, shape and dtype in
+            the file's header is compared with it before any tensor is read, so
+            a file that does not fit is refused without allocating its tensors.
 
     Returns:
         The state dict, on the CPU.
 
+    Raises:
+        FileNotFoundError: if the file is missing.
+        ValueError: if it does not match the config's hash, is not safetensors,
+            or does not fit ``expected`` (naming the tensor and both shapes).
+
     Examples::
 
-        >>> state = read_weights(Path("akd-ckpt"), STUDENT_FILE, read_config("akd-ckpt"))
+        >>> from captum_akd.models import ExplanationNet, cifar_resnet_student
+        >>> student = cifar_resnet_student(depth=8, num_classes=3)
+        >>> explainer = ExplanationNet.for_student(student, width=16)
+        >>> path = save_checkpoint("ckpt", student, explainer)
+        >>> state = read_weights(path, STUDENT_FILE, read_config(path),
+        ...                      expected=student.state_dict())
+        >>> state["fc.weight"].shape
+        torch.Size([3, 64])
     """
     path = directory / name
     if not path.is_file():
         raise FileNotFoundError(f"`directory`: checkpoint {str(directory)!r} is missing {name}")
-    expected = config.get("weights_sha256", {}).get(name)
-    if expected is not None and file_sha256(path) != expected:
+    expected_hash = config.get("weights_sha256", {}).get(name)
+    if expected_hash is not None and file_sha256(path) != expected_hash:
         raise ValueError(
             f"`directory`: {name} does not match the hash in {CONFIG_FILE}: the file was "
             "truncated, modified, or comes from another checkpoint"
         )
+    if expected is not None:
+        _check_header(path, name, expected)
     try:
         return load_file(os.fspath(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"`directory`: {name} is not a readable safetensors file: {err}") from None
+        raise _unreadable(name, err) from None
+
+
+def _unreadable(name: str, err: Exception) -> ValueError:
+    """One message for a weights file that safetensors cannot parse, header or tensors."""
+    return ValueError(f"`directory`: {name} is not a readable safetensors file: {err}")
+
+
+def _check_header(path: Path, name: str, expected: Mapping[str, torch.Tensor]) -> None:
+    """Compare a weights file's header with the module it will fill, before reading tensors."""
+    found = {}
+    try:
+        # safe_open maps the file and parses only its header; no tensor is read.
+        with safe_open(os.fspath(path), framework="pt") as handle:
+            for key in handle.keys():
+                tensor = handle.get_slice(key)
+                found[key] = (list(tensor.get_shape()), tensor.get_dtype())
+    except (SafetensorError, OSError, ValueError) as err:
+        raise _unreadable(name, err) from None
+    own = {k: (list(v.shape), _SAFETENSORS_DTYPES.get(v.dtype, str(v.dtype)))
+           for k, v in expected.items()}
+    what = Path(name).stem
+    details = _differences(own, found, f"the {what} built from {CONFIG_FILE}")
+    if details:
+        raise ValueError(
+            f"{name}: {'; '.join(details)} (the weights belong to another architecture or "
+            f"class count than {CONFIG_FILE} describes)"
+        )
+
+
+def _differences(
+    own: Mapping[str, tuple[list[int], str | None]],
+    found: Mapping[str, tuple[list[int], str | None]],
+    built: str,
+) -> list[str]:
+    """Name what keeps ``found`` (name -> shape, dtype) from filling ``own``; one message style."""
+    missing = sorted(set(own) - set(found))
+    unexpected = sorted(set(found) - set(own))
+    details = []
+    for key, (shape, dtype) in own.items():
+        if key not in found:
+            continue
+        got_shape, got_dtype = found[key]
+        if got_shape != shape:
+            details.append(f"tensor {key!r} has shape {got_shape} but {built} expects {shape}")
+        elif dtype is not None and got_dtype is not None and got_dtype != dtype:
+            details.append(f"tensor {key!r} has dtype {got_dtype} but {built} expects {dtype}")
+    if len(details) > 1:
+        details[1:] = [f"{len(details) - 1} more mismatched tensor(s)"]
+    for keys, kind in ((missing, "missing"), (unexpected, "unexpected")):
+        if keys:
+            shown = ", ".join(repr(k) for k in keys[:3])
+            more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+            details.append(f"{len(keys)} {kind} key(s): {shown}{more}")
+    return details
 
 
 def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
-    """Load ``state`` into ``module``, naming what does not fit.
+    """Load ``state`` into ``module`` with ``strict=True``, naming what does not fit.
 
     Args:
         module: the freshly built network.
@@ -381,38 +529,102 @@ def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], what
         what: the network's name for the error message (``"student"``).
 
     Returns:
-        None; raises ``ValueError`` on a missing, unexpected or mis-shaped key.
+        None; raises ``ValueError`` naming the missing, unexpected or
+        mis-shaped keys.
 
     Examples::
 
-        >>> load_state_strict(student, state, "student")
+        >>> from captum_akd.models import cifar_resnet_student
+        >>> student = cifar_resnet_student(depth=8, num_classes=3)
+        >>> load_state_strict(student, student.state_dict(), "student")
     """
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = [k for k in own if k in state and own[k].shape != state[k].shape]
-    if missing or unexpected or mismatched:
-        details = []
-        if mismatched:
-            k = mismatched[0]
-            details.append(
-                f"{k} has shape {tuple(state[k].shape)}, expected {tuple(own[k].shape)}"
+    own = {k: (list(v.shape), None) for k, v in module.state_dict().items()}
+    found = {k: (list(v.shape), None) for k, v in state.items()}
+    details = _differences(own, found, f"the {what}")
+    if not details:
+        try:
+            module.load_state_dict(state, strict=True)
+            return
+        except RuntimeError as err:
+            details = [str(err).splitlines()[0]]
+    raise ValueError(
+        f"`directory`: the {what} weights belong to another architecture or class "
+        f"count than the config describes ({'; '.join(details)})"
+    )
+
+
+def _builder_spec(
+    config: Mapping[str, Any], role: str
+) -> tuple[str, Callable[..., nn.Module], dict[str, Any]]:
+    """Check a ``config.json`` builder entry against the builder's signature, before building."""
+    spec = config.get(role, {})
+    name = spec.get("builder") if isinstance(spec, Mapping) else None
+    builder = _BUILDERS[role].get(name) if isinstance(name, str) else None
+    if builder is None:
+        raise ValueError(f"`directory`: unknown {role} builder {name!r} in {CONFIG_FILE}")
+    kwargs = spec.get("kwargs", {})
+    where = f"{CONFIG_FILE}: {role} builder {name!r}"
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"{where}: `kwargs` must be an object; got {type(kwargs).__name__}")
+    params = inspect.signature(builder).parameters
+    # A checkpoint carries its own weights; a path to others is never followed.
+    external = STUDENT_WEIGHTS_KEYWORDS.get(name) if role == "student" else None
+    valid = [p for p in params if p != external]
+    for key in kwargs:
+        if key == external:
+            raise ValueError(
+                f"{where} keyword {key!r} would load starting weights from outside the "
+                "checkpoint, which carries its own; remove it"
             )
-        if missing:
-            details.append(f"{len(missing)} missing key(s) such as {missing[0]!r}")
-        if unexpected:
-            details.append(f"{len(unexpected)} unexpected key(s) such as {unexpected[0]!r}")
+        if key not in valid:
+            raise ValueError(f"{where} has no keyword {key!r}; valid: {', '.join(valid)}")
+    for key in valid:
+        if key not in kwargs and params[key].default is inspect.Parameter.empty:
+            raise ValueError(f"{where} needs the keyword {key!r}")
+    for key, (low, high) in KWARG_BOUNDS.items():
+        value = kwargs.get(key, low)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(
+                f"{where} keyword {key!r} must be an int from {low} to {high}; got {value!r}"
+            )
+    return name, builder, kwargs
+
+
+def _build(role: str, name: str, builder: Callable[..., nn.Module], kwargs: dict[str, Any],
+           meta: bool) -> nn.Module:
+    """Build a network from checked keywords; on ``meta`` its shapes cost no memory."""
+    place = torch.device("meta") if meta else contextlib.nullcontext()
+    try:
+        with place:
+            return builder(**kwargs)
+    except (TypeError, ValueError) as err:
         raise ValueError(
-            f"`directory`: the {what} weights belong to another architecture or class "
-            f"count than the config describes ({'; '.join(details)})"
-        )
-    module.load_state_dict(state)
+            f"{CONFIG_FILE}: {role} builder {name!r} refuses its keywords: {err}"
+        ) from None
+
+
+def _check_explainer_fits(kwargs: Mapping[str, Any], student: AttentiveStudent) -> None:
+    """Refuse an explainer that could not decode the student's features, before building it."""
+    fits = {"stage_channels": student.stage_channels, "class_dim": student.stage_channels[-1]}
+    for key, value in fits.items():
+        if key in kwargs and kwargs[key] != value:
+            raise ValueError(
+                f"{CONFIG_FILE}: explainer keyword {key!r} is {kwargs[key]!r} but the student "
+                f"built from {CONFIG_FILE} needs {value!r}"
+            )
 
 
 def load_checkpoint(
     directory: str | os.PathLike, map_location: str | torch.device = "cpu"
 ) -> tuple[AttentiveStudent, ExplanationNet, dict[str, Any]]:
     """Rebuild the student and explainer of a checkpoint.
+
+    Nothing large is allocated before the checkpoint is known to fit:
+    ``config.json``'s builder keywords are checked against each builder's
+    signature and :data:`KWARG_BOUNDS`, both networks are first built on the
+    ``meta`` device, and every tensor's shape and dtype in the weights files'
+    headers is compared with them. Only then are the weights read and the
+    networks built for real (with ``strict=True`` loading).
 
     Args:
         directory: a directory written by :func:`save_checkpoint`.
@@ -421,26 +633,35 @@ def load_checkpoint(
     Returns:
         ``(student, explainer, config)`` with both networks in eval mode.
 
+    Raises:
+        FileNotFoundError: if the directory or one of its files is missing.
+        ValueError: naming the key or tensor of a config or weights file that
+            is corrupt or describes another network.
+
     Examples::
 
-        >>> student, explainer, config = load_checkpoint("akd-ckpt", map_location="cpu")
+        >>> from captum_akd.models import ExplanationNet, cifar_resnet_student
+        >>> student = cifar_resnet_student(depth=8, num_classes=3)
+        >>> explainer = ExplanationNet.for_student(student, width=16)
+        >>> path = save_checkpoint("ckpt", student, explainer)
+        >>> student, explainer, config = load_checkpoint(path, map_location="cpu")
+        >>> student.num_classes, config["student"]["builder"]
+        (3, 'cifar_resnet_student')
     """
     root = Path(directory)
     config = read_config(root)
-    spec = config.get("student", {})
-    builder = STUDENT_BUILDERS.get(spec.get("builder"))
-    if builder is None:
-        raise ValueError(
-            f"`directory`: unknown student builder {spec.get('builder')!r} in {CONFIG_FILE}"
-        )
-    student = builder(**spec.get("kwargs", {}))
-    explainer_spec = config.get("explainer", {})
-    if explainer_spec.get("builder") != "ExplanationNet":
-        raise ValueError(
-            f"`directory`: unknown explainer {explainer_spec.get('builder')!r} in {CONFIG_FILE}"
-        )
-    explainer = ExplanationNet(**explainer_spec.get("kwargs", {}))
-    load_state_strict(student, read_weights(root, STUDENT_FILE, config), "student")
-    load_state_strict(explainer, read_weights(root, EXPLAINER_FILE, config), "explainer")
+    student_spec = _builder_spec(config, "student")
+    explainer_spec = _builder_spec(config, "explainer")
+    meta_student = _build("student", *student_spec, meta=True)
+    _check_explainer_fits(explainer_spec[2], meta_student)
+    meta_explainer = _build("explainer", *explainer_spec, meta=True)
+    student_state = read_weights(root, STUDENT_FILE, config, meta_student.state_dict())
+    explainer_state = read_weights(root, EXPLAINER_FILE, config, meta_explainer.state_dict())
+    # The files fit the meta networks, so the real ones cost what the files hold.
+    student = _build("student", *student_spec, meta=False)
+    explainer = _build("explainer", *explainer_spec, meta=False)
+    load_state_strict(student, student_state, "student")
+    load_state_strict(explainer, explainer_state, "explainer")
+    student.pretrained = True
     device = torch.device(map_location)
     return student.to(device).eval(), explainer.to(device).eval(), config

@@ -8,6 +8,7 @@ function that runs it. Adding a subcommand is appending one entry.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import os
@@ -55,20 +56,6 @@ class Command(NamedTuple):
 
 # ----------------------------------------------------------------------------- distill
 
-STUDENTS = {
-    **{f"cifar-resnet{d}": ("cifar", d) for d in (8, 14, 20, 32, 44, 56)},
-    "resnet18": ("torchvision", "resnet18"),
-    "resnet34": ("torchvision", "resnet34"),
-    "resnet50": ("torchvision", "resnet50"),
-    "efficientnet-lite0": ("efficientnet", "efficientnet-lite0"),
-}
-NORMALIZATIONS = {
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    # The CIFAR-10 ResNets of ../shared/data were trained with ImageNet statistics.
-    "cifar": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "none": None,
-}
-
 DISTILL_DESCRIPTION = """\
 Distil a black-box image classifier into an attentive student, then train the
 explanation network that turns the student's features into saliency maps
@@ -111,57 +98,118 @@ def _parse_target_arg(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected S or HxW, e.g. 224 or 64x48; got {text!r}"
-        ) from None
-    if len(values) == 1:
-        values *= 2
-    if len(values) != 2 or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected S or HxW with positive sizes; got {text!r}")
-    return values[0], values[1]
-
-
-def _parse_normalize(text: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-    if text in NORMALIZATIONS:
-        return NORMALIZATIONS[text]
-    try:
-        mean, std = text.split("/")
-        return tuple(float(v) for v in mean.split(",")), tuple(float(v) for v in std.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--normalize takes {', '.join(NORMALIZATIONS)} or MEAN,MEAN,MEAN/STD,STD,STD; "
-            f"got {text!r}"
-        ) from None
-
-
-def _area_target(text: str) -> float | None:
+def _optional_float(text: str) -> float | None:
+    """``none`` turns a float setting off on the command line (``--area-target none``)."""
     if text.lower() == "none":
         return None
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction or 'none'; got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number or 'none'; got {text!r}") from None
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    """Bad sizes fail while parsing, with argparse's usage line, before anything runs."""
+    from captum_akd._validation import image_size_pair
+
+    try:
+        return image_size_pair(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+_TYPES: dict[Any, Callable[[str], Any]] = {"optional_float": _optional_float,
+                                           "image_size": _image_size}
+
+
+def add_config_arguments(
+    group: argparse._ArgumentGroup, cls: type, prefix: str = "", taken: frozenset = frozenset()
+) -> None:
+    """Add one option per field of a config dataclass, from the field's own metadata.
+
+    An option is ``--field-name`` (or the field's ``flag``), with the field's
+    help text and default; booleans get ``--x/--no-x``. Its value lands in
+    ``args.<prefix><field>``. Fields whose option name is in ``taken`` (used
+    by another config already) are spelled ``--<prefix>field-name`` instead.
+
+    Args:
+        group: the parser or argument group to add to.
+        cls: :class:`~captum_akd.distill.RunConfig`,
+            :class:`~captum_akd.distill.DistillConfig` or
+            :class:`~captum_akd.distill.ExplainerConfig`.
+        prefix: the destination prefix (``"explainer_"`` for stage 2).
+        taken: field names whose plain option another config already uses.
+
+    Examples::
+
+        >>> import argparse
+        >>> from captum_akd.distill import ExplainerConfig
+        >>> parser = argparse.ArgumentParser()
+        >>> add_config_arguments(parser, ExplainerConfig, "explainer_", frozenset({"epochs"}))
+        >>> args = parser.parse_args(["--explainer-epochs", "3", "--area-target", "none"])
+        >>> args.explainer_epochs, args.explainer_area_target, args.explainer_tv_weight
+        (3, None, 0.05)
+    """
+    from captum_akd.distill.config import _default_text
+
+    for f in dataclasses.fields(cls):
+        cli = dict(f.metadata.get("cli", {}))
+        name = f.name.replace("_", "-")
+        flag = cli.pop("flag", None) or (
+            f"--{prefix.replace('_', '-')}{name}" if f.name in taken else f"--{name}")
+        kwargs: dict[str, Any] = {"dest": prefix + f.name, "default": f.default}
+        if isinstance(f.default, bool) or cli.pop("boolean", False):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            given = cli.pop("type", None)
+            kwargs["type"] = _TYPES.get(given, given) or type(f.default)
+            if "choices" not in cli:
+                kwargs["metavar"] = {int: "N", float: "X"}.get(kwargs["type"], "VALUE")
+        kwargs.update(cli)
+        required = kwargs.get("required", False)
+        help_text = f.metadata["help"]
+        kwargs["help"] = help_text + ("." if required else
+                                      f" (default: {_default_text(cls, f)}).")
+        if required:
+            kwargs.pop("default")
+        group.add_argument(flag, **kwargs)
+
+
+def config_from_args(cls: type, args: argparse.Namespace, prefix: str = "") -> Any:
+    """Build a config dataclass from the options :func:`add_config_arguments` added.
+
+    Args:
+        cls: the config class.
+        args: the parsed options.
+        prefix: the destination prefix used when adding them.
+
+    Returns:
+        A validated ``cls`` instance.
+
+    Examples::
+
+        >>> import argparse
+        >>> from captum_akd.distill import DistillConfig
+        >>> parser = argparse.ArgumentParser()
+        >>> add_config_arguments(parser, DistillConfig)
+        >>> config_from_args(DistillConfig, parser.parse_args(["--mixup", "0.5"])).mixup
+        0.5
+    """
+    return cls(**{f.name: getattr(args, prefix + f.name) for f in dataclasses.fields(cls)})
 
 
 def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``captum-akd distill`` to ``parser``.
 
-    The options are gathered in groups (black box, data, student and
-    explainer, stage 1, stage 2, run); defaults of the training options are
-    those of :class:`~captum_akd.distill.DistillConfig` and
-    :class:`~captum_akd.distill.ExplainerConfig`. ``--target``, ``--data``
-    and ``--out`` are required.
+    The black box, data and student options are written here; those of the
+    two training stages and of the run are generated from
+    :class:`~captum_akd.distill.DistillConfig`,
+    :class:`~captum_akd.distill.ExplainerConfig` and
+    :class:`~captum_akd.distill.RunConfig` (see :func:`add_config_arguments`).
+    ``--target``, ``--data`` and ``--out`` are required.
 
     Args:
         parser: the sub-command's parser.
-
-    Returns:
-        None.
 
     Examples::
 
@@ -174,9 +222,9 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
         >>> args.image_size, args.student, args.batch_size
         ((64, 48), 'cifar-resnet20', 128)
     """
-    from captum_akd.distill import DistillConfig, ExplainerConfig
+    from captum_akd.distill import DistillConfig, ExplainerConfig, RunConfig
+    from captum_akd.models import STUDENT_ARCHS
 
-    s1, s2 = DistillConfig(), ExplainerConfig()
     group = parser.add_argument_group("black box")
     group.add_argument(
         "--target", required=True, metavar="MODULE:FACTORY",
@@ -191,12 +239,12 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
              "parses (numbers, true/false, lists), else as a string.")
 
     group = parser.add_argument_group("data")
-    group.add_argument(
-        "--data", required=True, metavar="PATH",
-        help="training images: a .zip archive laid out as <split>/<class>/<image> (the "
-             "CIFAR-10 archives of ../shared/data/cifar10), or a folder with one "
-             "sub-folder per class, or a flat folder of unlabelled images. Labels are "
-             "optional: without them the black box's prediction is the hard label.")
+    group.add_argument("--data", help="training images: a .zip archive laid out as "
+                       "<split>/<class>/<image> (the CIFAR-10 archives of "
+                       "../shared/data/cifar10), or a folder with one sub-folder per class, or "
+                       "a flat folder of unlabelled images. Labels are optional: without them "
+                       "the black box's prediction is the hard label.",
+                       required=True, metavar="PATH")
     group.add_argument(
         "--val-data", metavar="PATH",
         help="held-out images for the fidelity reports, same forms as --data; without it "
@@ -209,26 +257,14 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
                        help="use only N training images (class-balanced for a zip).")
     group.add_argument("--val-limit", type=int, metavar="N",
                        help="use only N held-out images.")
-    group.add_argument(
-        "--image-size", type=_parse_size, metavar="S|HxW",
-        help="resize every image to S x S or H x W (folders: scale to cover and centre-crop). "
-             "Needed when images differ in size.")
-    group.add_argument(
-        "--normalize", type=_parse_normalize, default=None, metavar="PRESET|MEAN/STD",
-        help="map [0, 1] RGB to the black box's input space: 'imagenet', 'cifar' (the "
-             "ImageNet statistics the CIFAR ResNets of ../shared/data use), 'none' "
-             "(default), or MEAN,MEAN,MEAN/STD,STD,STD. Recorded in the checkpoint; "
-             "explain images normalised the same way.")
     group.add_argument("--preload", action="store_true",
                        help="decode a zip archive into memory once (fast epochs; 150 MB for "
                             "CIFAR-10 train).")
-    group.add_argument("--workers", type=int, default=0, metavar="N",
-                       help="DataLoader worker processes (default 0: load in the main process).")
 
     group = parser.add_argument_group("student and explainer")
-    group.add_argument("--student", choices=sorted(STUDENTS), default="cifar-resnet20",
+    group.add_argument("--student", choices=sorted(STUDENT_ARCHS), default="cifar-resnet20",
                        metavar="ARCH",
-                       help=f"student architecture: {', '.join(STUDENTS)} (default "
+                       help=f"student architecture: {', '.join(STUDENT_ARCHS)} (default "
                             "cifar-resnet20). Its head gets as many classes as the black box "
                             "returns.")
     group.add_argument(
@@ -237,7 +273,7 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
              "file of the same depth, or a torchvision ResNet state dict; for "
              "efficientnet-lite0 write 'pretrained' (ImageNet weights from the optional "
              "package). The attention blocks then start as the identity.")
-    group.add_argument("--peer", choices=sorted(STUDENTS), metavar="ARCH",
+    group.add_argument("--peer", choices=sorted(STUDENT_ARCHS), metavar="ARCH",
                        help="train a second student of this architecture alongside by mutual "
                             "transfer of local attention (Cheng et al.); only the first is kept.")
     group.add_argument("--peer-weights", metavar="PATH",
@@ -245,112 +281,14 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--explainer-width", type=int, default=64, metavar="C",
                        help="channels of the explainer's deepest decoder level (default 64).")
 
-    group = parser.add_argument_group("stage 1: distillation")
-    group.add_argument("--epochs", type=int, default=s1.epochs,
-                       help=f"stage-1 epochs (default {s1.epochs}).")
-    group.add_argument("--optimizer", choices=["adamw", "sgd"], default=s1.optimizer,
-                       help="optimizer of both stages (default adamw; sgd uses Nesterov "
-                            "momentum). Learning rates follow a cosine schedule to 0.")
-    group.add_argument("--lr", type=float,
-                       help="stage-1 peak learning rate (default 2e-3 for adamw, 0.05 for sgd).")
-    group.add_argument("--weight-decay", type=float,
-                       help="stage-1 weight decay (default 0.05 adamw, 5e-4 sgd; never on "
-                            "biases, norms or attention gates).")
-    group.add_argument("--momentum", type=float, default=s1.momentum,
-                       help=f"SGD momentum (default {s1.momentum}).")
-    group.add_argument("--warmup-epochs", type=float, default=s1.warmup_epochs,
-                       help=f"stage-1 linear warm-up in epochs (default {s1.warmup_epochs:g}).")
-    group.add_argument("--temperature", type=float, default=s1.temperature,
-                       help=f"distillation temperature T (default {s1.temperature:g}).")
-    group.add_argument("--alpha", type=float, default=s1.alpha,
-                       help="weight of T^2 * KL(target || student) against (1 - alpha) * "
-                            f"cross-entropy on hard labels (default {s1.alpha:g}).")
-    group.add_argument("--crop", choices=["pad", "resized", "none"], default=s1.crop,
-                       help="random crop applied before both models see a batch: 'pad' "
-                            "(pad and crop back, for small images; default), 'resized' "
-                            "(random resized crop, for photos) or 'none'.")
-    group.add_argument("--padding", type=int,
-                       help="padding of --crop pad (default an eighth of the side).")
-    group.add_argument("--no-flip", action="store_true",
-                       help="no random horizontal flips (in either stage).")
-    group.add_argument("--mixup", type=float, default=s1.mixup,
-                       help="mixup Beta parameter, 0 to disable (default 0).")
-    group.add_argument("--cutmix", type=float, default=s1.cutmix,
-                       help="CutMix Beta parameter, 0 to disable (default 0): a box from "
-                            "another image of the batch is pasted in, and the black box "
-                            "labels the result; with --mixup too, each batch gets one of "
-                            "the two.")
-    group.add_argument("--jpeg-quality", type=int, nargs="+", metavar="Q",
-                       help="re-encode each augmented training image as a JPEG of quality Q, "
-                            "or of one drawn per image from LOW HIGH, before both models see "
-                            "it: for data that are JPEGs already, whose block grid a crop "
-                            "shifts (default: off).")
-    group.add_argument("--grad-clip", type=float,
-                       help="clip the gradient norm to this value (both stages).")
-    group.add_argument("--mutual-weight", type=float, default=s1.mutual_weight,
-                       help=f"with --peer: weight of the mutual KL (default {s1.mutual_weight:g}).")
-    group.add_argument("--attention-weight", type=float, default=s1.attention_weight,
-                       help="with --peer: weight of the local-attention Pearson loss "
-                            f"(default {s1.attention_weight:g}).")
-    group.add_argument("--attention-grid", type=int, default=s1.attention_grid,
-                       help="with --peer: cut attention maps into a k x k grid "
-                            f"(default {s1.attention_grid}).")
-    group.add_argument("--eval-every", type=int, default=s1.eval_every,
-                       help="measure agreement on the held-out data every N epochs (0: "
-                            f"only at the end; default {s1.eval_every}).")
-
-    group = parser.add_argument_group("stage 2: explanation network")
-    group.add_argument("--explainer-epochs", type=int, default=s2.epochs,
-                       help=f"stage-2 epochs (default {s2.epochs}).")
-    group.add_argument("--explainer-lr", type=float,
-                       help="stage-2 peak learning rate (default 2e-3 adamw, 0.02 sgd).")
-    group.add_argument("--preserve-weight", type=float, default=s2.preserve_weight,
-                       help="weight of CE(student(M*x + (1-M)*b), c): the kept pixels must "
-                            f"carry the class (default {s2.preserve_weight:g}).")
-    group.add_argument("--destroy-weight", type=float, default=s2.destroy_weight,
-                       help="weight of -log(1 - p(c | (1-M)*x + M*b)): removing the map must "
-                            f"kill the class (default {s2.destroy_weight:g}).")
-    group.add_argument("--area-weight", type=float, default=s2.area_weight,
-                       help=f"weight of the area term (default {s2.area_weight:g}).")
-    group.add_argument("--area-target", type=_area_target, default=s2.area_target,
-                       metavar="FRACTION|none",
-                       help="share of the image a map should keep; smaller gives tighter, "
-                            "more peaked maps ('none': plain mean(M) penalty; default "
-                            f"{s2.area_target:g}).")
-    group.add_argument("--tv-weight", type=float, default=s2.tv_weight,
-                       help=f"weight of the total variation of M (default {s2.tv_weight:g}).")
-    group.add_argument("--other-class-fraction", type=float, default=s2.other_class_fraction,
-                       help="share of images explained for a class other than the black "
-                            "box's prediction, so maps stay class-specific (default "
-                            f"{s2.other_class_fraction:g}).")
-    group.add_argument("--other-class", choices=["second", "random"], default=s2.other_class,
-                       help="that other class: the student's second most likely ('second', "
-                            "default) or a random one.")
-    group.add_argument("--blur-sigma", type=float, default=s2.blur_sigma,
-                       help="sigma of the Gaussian blur b that removed pixels are replaced "
-                            f"with (kernel {s2.blur_kernel}; default {s2.blur_sigma:g}).")
-
+    stage1 = frozenset(f.name for f in dataclasses.fields(DistillConfig))
+    add_config_arguments(parser.add_argument_group("stage 1: distillation"), DistillConfig)
+    add_config_arguments(parser.add_argument_group("stage 2: explanation network"),
+                         ExplainerConfig, "explainer_", stage1)
     group = parser.add_argument_group("run")
-    group.add_argument("--out", required=True, metavar="DIR",
-                       help="checkpoint directory, rewritten after every epoch.")
-    group.add_argument("--resume", action="store_true",
-                       help="continue the run in --out (same options required); a missing "
-                            "--out starts a new run.")
-    group.add_argument("--overwrite", action="store_true",
-                       help="start over in an --out that already holds a checkpoint.")
-    group.add_argument("--batch-size", type=int, default=128,
-                       help="images per batch and process (default 128).")
-    group.add_argument("--device", help="cpu, cuda or cuda:N (default cuda when available).")
-    group.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                       help="mixed precision, bfloat16 autocast of the student (default: on with "
-                            "CUDA; --amp turns it on for the CPU too, fast on CPUs with "
-                            "bfloat16 instructions).")
-    group.add_argument("--seed", type=int, default=0,
-                       help="seeds the student's initialisation, data order, augmentation "
-                            "and class choices (default 0).")
+    add_config_arguments(group, RunConfig)
     group.add_argument("--threads", type=int, metavar="N",
                        help="torch CPU threads (default: torch's choice).")
-    group.add_argument("--quiet", action="store_true", help="no progress bars or log lines.")
 
 
 def load_target(spec: str, kwargs: dict[str, Any]) -> Callable[..., Tensor]:
@@ -476,9 +414,10 @@ def open_images(
 
     Examples::
 
-        >>> from captum_akd.cli import NORMALIZATIONS, open_images
+        >>> from captum_akd.cli import open_images
+        >>> imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
         >>> dataset, sized = open_images("../shared/data/cifar10/cifar10-test.zip", None, 100,
-        ...                              None, False, NORMALIZATIONS["cifar"])
+        ...                              None, False, imagenet)
         >>> len(dataset), sized
         (100, False)
     """
@@ -500,43 +439,6 @@ def open_images(
     return dataset, sized
 
 
-def build_student(name: str, num_classes: int, weights: str | None):
-    """Build the student architecture ``name`` with ``num_classes`` outputs.
-
-    Args:
-        name: a key of :data:`STUDENTS` (``"cifar-resnet20"``, ``"resnet18"``,
-            ``"efficientnet-lite0"``, ...).
-        num_classes: the black box's number of classes ``K``.
-        weights: backbone weights to start from: a CIFAR ResNet safetensors
-            file, a torchvision ResNet state dict, ``"pretrained"`` for
-            EfficientNet-Lite0, or ``None`` for a random initialisation.
-
-    Returns:
-        An :class:`~captum_akd.models.AttentiveStudent` mapping ``N x 3 x H x W``
-        images to ``N x num_classes`` logits.
-
-    Raises:
-        ValueError: for EfficientNet-Lite0 weights other than ``"pretrained"``.
-
-    Examples::
-
-        >>> from captum_akd.cli import build_student
-        >>> student = build_student("cifar-resnet8", 10, None)
-        >>> type(student).__name__, student.num_classes
-        ('AttentiveStudent', 10)
-    """
-    from captum_akd.models import cifar_resnet_student, efficientnet_lite_student, resnet_student
-
-    family, arg = STUDENTS[name]
-    if family == "cifar":
-        return cifar_resnet_student(depth=arg, num_classes=num_classes, backbone_weights=weights)
-    if family == "torchvision":
-        return resnet_student(arg, num_classes=num_classes, weights=weights)
-    if weights not in (None, "pretrained"):
-        raise ValueError("efficientnet-lite0 takes --student-weights pretrained or nothing")
-    return efficientnet_lite_student(num_classes, arg, pretrained=weights == "pretrained")
-
-
 def run_distill(args: argparse.Namespace) -> int:
     """Run ``captum-akd distill``: build everything from the options and train.
 
@@ -555,72 +457,61 @@ def run_distill(args: argparse.Namespace) -> int:
 
         >>> from captum_akd.cli import build_parser, run_distill
         >>> args = build_parser().parse_args([
-        ...     "distill", "--target", "captum_akd.zoo:cifar_resnet56",
-        ...     "--target-arg", "weights=../shared/data/weights/cifar10_resnet56.safetensors",
-        ...     "--data", "../shared/data/cifar10/cifar10-train.zip", "--limit", "512",
-        ...     "--normalize", "cifar", "--epochs", "1", "--explainer-epochs", "1",
-        ...     "--out", "akd-small"])
+        ...     "distill", "--target", "captum_akd.zoo.cifar_resnet:cifar_resnet20",
+        ...     "--data", "../shared/data/cifar10/cifar10-test.zip", "--limit", "16",
+        ...     "--normalize", "cifar", "--student", "cifar-resnet8", "--batch-size", "8",
+        ...     "--epochs", "1", "--explainer-epochs", "1", "--explainer-width", "16",
+        ...     "--device", "cpu", "--quiet", "--out", "akd-small"])
         >>> run_distill(args)
         0
     """
     import captum_akd
     from captum_akd._validation import call_black_box
-    from captum_akd.distill.batches import probe_batch
-    from captum_akd.distill.distributed import setup
-    from captum_akd.models import ExplanationNet
+    from captum_akd.data._batches import probe_batch
+    from captum_akd.distill import DistillConfig, ExplainerConfig, RunConfig
+    from captum_akd.distill._distributed import setup
+    from captum_akd.models import ExplanationNet, build_student
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    ctx = setup(args.device)
+    run = config_from_args(RunConfig, args)
+    student_config = config_from_args(DistillConfig, args)
+    explainer_config = config_from_args(ExplainerConfig, args, "explainer_")
+    ctx = setup(run.device)
     target = load_target(args.target, dict(args.target_arg))
     if isinstance(target, nn.Module):
         target.to(ctx.device)
-    train, sized = open_images(args.data, args.split, args.limit, args.image_size, args.preload,
-                               args.normalize)
+    normalize = run.normalization
+    normalize = (normalize["mean"], normalize["std"]) if normalize else None
+    train, sized = open_images(args.data, args.split, args.limit, run.image_size, args.preload,
+                               normalize)
     val = None
     if args.val_data:
-        val, _ = open_images(args.val_data, args.val_split, args.val_limit, args.image_size,
-                             args.preload, args.normalize)
-    image_size = None if sized else args.image_size
+        val, _ = open_images(args.val_data, args.val_split, args.val_limit, run.image_size,
+                             args.preload, normalize)
+    if sized:  # a folder was read at that size already
+        run = dataclasses.replace(run, image_size=None)
     # The student's head must match the black box: ask the black box once.
-    images, _ = probe_batch(train, image_size, "--data", max_items=2, spread=0)
+    images, _ = probe_batch(train, run.image_size, "--data", max_items=2, spread=0)
     num_classes = call_black_box(target, images.to(ctx.device)).shape[1]
-    torch.manual_seed(args.seed)
+    torch.manual_seed(run.seed)
     student = build_student(args.student, num_classes, args.student_weights)
     peer = build_student(args.peer, num_classes, args.peer_weights) if args.peer else None
     explainer = ExplanationNet.for_student(student, width=args.explainer_width)
-    flip = not args.no_flip
-    student_config = dict(
-        epochs=args.epochs, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
-        momentum=args.momentum, warmup_epochs=args.warmup_epochs, temperature=args.temperature,
-        alpha=args.alpha, crop=args.crop, padding=args.padding, flip=flip, mixup=args.mixup,
-        cutmix=args.cutmix,
-        jpeg_quality=args.jpeg_quality,
-        grad_clip=args.grad_clip, mutual_weight=args.mutual_weight,
-        attention_weight=args.attention_weight, attention_grid=args.attention_grid,
-        eval_every=args.eval_every,
-    )
-    explainer_config = dict(
-        epochs=args.explainer_epochs, optimizer=args.optimizer, lr=args.explainer_lr,
-        momentum=args.momentum, grad_clip=args.grad_clip, flip=flip,
-        preserve_weight=args.preserve_weight, destroy_weight=args.destroy_weight,
-        area_weight=args.area_weight, area_target=args.area_target, tv_weight=args.tv_weight,
-        other_class_fraction=args.other_class_fraction, other_class=args.other_class,
-        blur_sigma=args.blur_sigma,
-    )
-    normalization = None
-    if args.normalize is not None:
-        normalization = {"mean": list(args.normalize[0]), "std": list(args.normalize[1])}
     attr = captum_akd.distill(
-        target, train, student=student, val_data=val, explainer=explainer, out=args.out,
-        student_config=student_config, explainer_config=explainer_config, peer=peer,
-        batch_size=args.batch_size, image_size=image_size, normalization=normalization,
-        device=ctx.device, amp=args.amp, seed=args.seed, num_workers=args.workers,
-        resume=args.resume, overwrite=args.overwrite, quiet=args.quiet,
+        target, train, student=student, val_data=val, explainer=explainer, peer=peer,
+        student_config=student_config, explainer_config=explainer_config,
+        run=dataclasses.replace(run, device=str(ctx.device)),
     )
     if ctx.is_main and not args.quiet:
         fidelity = attr.metadata.get("fidelity", {})
         print(json.dumps(fidelity, indent=2))
+        student = fidelity.get("student") or {}
+        if "start" in student:
+            print(f"student: held-out agreement {student['start']['top1_agreement']:.4f} at the "
+                  f"start, {student['top1_agreement']:.4f} at the best epoch "
+                  f"({student['best_epoch']}, kept), {student['last']['top1_agreement']:.4f} "
+                  "after the last")
         print(f"checkpoint: {args.out}  (AttentiveDistillationAttribution.load({args.out!r}, "
               "forward_func=model))")
     return 0
@@ -651,9 +542,6 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: the sub-command's parser.
 
-    Returns:
-        None.
-
     Examples::
 
         >>> build_parser().parse_args(["demo", "--quick"]).quick
@@ -681,8 +569,9 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
     Examples::
 
-        >>> run_demo_command(build_parser().parse_args(["demo", "--quick", "--out", "q"]))
-        0
+        >>> args = build_parser().parse_args(["demo", "--quick", "--out", "q"])
+        >>> args._run is run_demo_command, args.quick, args.out   # run_demo_command(args) runs it
+        (True, True, 'q')
     """
     from pathlib import Path
 
@@ -706,14 +595,9 @@ def run_demo_command(args: argparse.Namespace) -> int:
     return 0
 
 
-DEMO = Command(
-    name="demo",
-    help="the end-to-end demo on built-in data (the README's first command)",
-    description=DEMO_DESCRIPTION,
-    add_arguments=add_demo_arguments,
-    run=run_demo_command,
-    epilog="example:\n  captum-akd demo --out akd-demo\n  captum-akd demo --quick --out /tmp/q",
-)
+DEMO = Command("demo", "the end-to-end demo on built-in data (the README's first command)",
+               DEMO_DESCRIPTION, add_demo_arguments, run_demo_command,
+               "example:\n  captum-akd demo --out akd-demo\n  captum-akd demo --quick --out /tmp/q")
 
 #: The subcommands, in the order ``captum-akd --help`` lists them.
 COMMANDS: list[Command] = [DISTILL, DEMO]

@@ -4,7 +4,14 @@
    the user's black box.
 2. Distil it with :func:`captum_akd.distill` (student, then explainer).
 3. Explain held-out images with AKD, layer-wise surrogate CAM, Grad-CAM on the
-   target, RISE and LIME, and score every map on the black box.
+   target, RISE, LIME, RISE on the student (the surrogate ceiling) and the
+   three controls, and score every map on the black box: insertion, both
+   deletions, ROAD, the confidence and pointing metrics, speed; every figure
+   with its 95 % bootstrap interval, every method paired with AKD image by
+   image. The black box is wrapped in a
+   :class:`~captum_akd.blackbox.CountingBlackBox`, so the images each step
+   passes through it (the distillation once, every method per explained
+   image) are reported with the break-even point.
 4. Write ``report.md``, ``results.json``, a grid of maps, the insertion and
    deletion curves and the checkpoint to the output directory.
 
@@ -28,8 +35,21 @@ from tqdm.auto import tqdm
 
 from captum_akd._version import __version__
 from captum_akd.checkpoint import check_writable, write_directory_atomically, write_json
-
-GRADCAM_NOTE = "Grad-CAM reads the target's gradients (white-box access); the others do not."
+from captum_akd.evaluation import (
+    AKD_LABEL,
+    FAITHFULNESS,
+    GOALS_RULE,
+    GRADCAM_NOTE,
+    RISE_LABEL,
+    RISE_STUDENT_LABEL,
+    RISE_STUDENT_NOTE,
+    Comparison,
+    build_methods,
+    combined_goal,
+    compare_methods,
+    control_goals,
+    paired_goal,
+)
 
 
 @dataclass
@@ -56,13 +76,19 @@ class DemoSettings:
         lime_samples: LIME's number of perturbed samples.
         slow_speed_images: images RISE and LIME are timed on.
         step: pixels per insertion/deletion step.
+        road_images: evaluation images ROAD runs on (the first ones;
+            ``None``: all).
+        ceiling_images: evaluation images RISE on the student explains (the
+            first ones; ``None``: all): it costs as much as RISE itself.
+        bootstrap_resamples: resamples of every interval.
         seed: seed of everything.
 
     Examples::
 
         >>> import dataclasses
         >>> longer = dataclasses.replace(DemoSettings(), explainer_epochs=8)
-        >>> results = run_demo("akd-demo-long", settings=longer)
+        >>> longer.explainer_epochs, longer.train_images, DemoSettings.quick().train_images
+        (8, 8000, 2000)
     """
 
     image_size: int = 64
@@ -82,6 +108,9 @@ class DemoSettings:
     lime_samples: int = 1000
     slow_speed_images: int = 1
     step: int = 128
+    road_images: int | None = None
+    ceiling_images: int | None = 8
+    bootstrap_resamples: int = 10_000
     seed: int = 0
 
     @classmethod
@@ -98,7 +127,7 @@ class DemoSettings:
         """
         return cls(train_images=2000, test_images=300, eval_images=8, target_epochs=3,
                    student_epochs=2, explainer_epochs=2, rise_masks=500, lime_samples=200,
-                   step=128)
+                   step=128, ceiling_images=None)
 
 
 def dataset_tensors(dataset, progress: bool = True, desc: str = "data") -> dict[str, Tensor]:
@@ -114,6 +143,7 @@ def dataset_tensors(dataset, progress: bool = True, desc: str = "data") -> dict[
 
     Examples::
 
+        >>> from captum_akd.data import FineGrainedShapes
         >>> data = dataset_tensors(FineGrainedShapes(16, image_size=32), progress=False)
         >>> data["image"].shape, data["mask"].shape
         (torch.Size([16, 3, 32, 32]), torch.Size([16, 1, 32, 32]))
@@ -201,8 +231,10 @@ def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int =
 
     Examples::
 
-        >>> accuracy(target, test["image"], test["label"])
-        99.9
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3)).eval()
+        >>> images = torch.randn(10, 3, 2, 2)
+        >>> accuracy(model, images, model(images).argmax(1))  # a model agrees with itself
+        100.0
     """
     correct = 0
     for start in range(0, images.shape[0], batch_size):
@@ -220,8 +252,8 @@ def machine_description() -> dict[str, Any]:
 
     Examples::
 
-        >>> machine_description()["threads"]
-        2
+        >>> sorted(machine_description())
+        ['captum_akd', 'cuda', 'platform', 'processor', 'python', 'threads', 'torch']
     """
     return {
         "platform": platform.platform(),
@@ -234,101 +266,51 @@ def machine_description() -> dict[str, Any]:
     }
 
 
-def build_methods(target: nn.Module, attr, settings: DemoSettings) -> dict[str, Any]:
-    """The methods the demo compares, on one black box and one surrogate.
-
-    Args:
-        target: the black box (a :class:`~captum_akd.zoo.small_cnn.SmallCNN`;
-            Grad-CAM uses its last conv block).
-        attr: the distilled :class:`~captum_akd.AttentiveDistillationAttribution`.
-        settings: RISE's masks and LIME's samples come from here.
-
-    Returns:
-        Method name -> attribution, AKD first.
-
-    Examples::
-
-        >>> methods = build_methods(target, attr, DemoSettings.quick())
-        >>> list(methods)
-        ['AKD (ours)', 'Layer-wise CAM', 'Grad-CAM', 'RISE', 'LIME']
-    """
-    from captum_akd.baselines import RISE, GradCAM, LayerwiseSurrogateCAM, LimeImage
-
-    return {
-        "AKD (ours)": attr,
-        "Layer-wise CAM": LayerwiseSurrogateCAM(attr.student, forward_func=target),
-        "Grad-CAM": GradCAM(target, target.features[-1]),
-        "RISE": RISE(target, n_masks=settings.rise_masks, seed=settings.seed),
-        "LIME": LimeImage(target, n_samples=settings.lime_samples, seed=settings.seed),
-    }
+#: The methods the demo's goals call baselines (not the ceiling row, not the controls).
+BASELINES = ("Layer-wise CAM", "Grad-CAM", RISE_LABEL, "LIME")
 
 
-def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The demo's goals, each with the measured value and whether it holds.
+def _check_targets(results: dict[str, Any], comparison: Comparison) -> list[dict[str, Any]]:
+    """The demo's goals under the interval rule (:data:`GOALS_RULE`), for report and reading."""
+    stats = {"n_resamples": results["settings"]["bootstrap_resamples"],
+             "seed": results["settings"]["seed"]}
+    scores = {r.name: r.per_image() for r in comparison.methods}
+    akd = scores[AKD_LABEL]
+    speeds = {k: v["summary"]["images_per_second"] for k, v in results["methods"].items()}
+    speed = speeds[AKD_LABEL]
 
-    Args:
-        results: the content of ``results.json`` (without ``"goals"``).
+    def direct(name: str, holds: bool, value: str) -> dict[str, Any]:
+        return {"goal": name, "holds": bool(holds), "measured": value, "verdict": None,
+                "rule": "one measurement"}
 
-    Returns:
-        One ``{"goal", "holds", "measured"}`` dict per goal.
+    def versus(name: str, other: str, key: str, higher: bool, digits: int = 4) -> dict[str, Any]:
+        return paired_goal(name, akd[key], scores[other][key], higher, digits=digits, **stats)
 
-    Examples::
-
-        >>> [g["goal"] for g in check_targets(results) if not g["holds"]]
-        ['AKD images/s >= 2 x Grad-CAM']
-    """
-    rows = results["methods"]
-    akd = rows["AKD (ours)"]["summary"]
-    others = {k: v["summary"] for k, v in rows.items() if k != "AKD (ours)"}
-    speed = akd["images_per_second"]
-
-    def goal(name: str, holds: bool, value: str) -> dict[str, Any]:
-        return {"goal": name, "holds": bool(holds), "measured": value}
-
+    energy = combined_goal("AKD energy pointing game >= every baseline", {
+        other: paired_goal("", akd["energy_pointing_game"], scores[other]["energy_pointing_game"],
+                           True, digits=1, **stats)
+        for other in BASELINES if other in scores})
     return [
-        goal("target test accuracy >= 95 %", results["target"]["test_accuracy"] >= 95,
-             f"{results['target']['test_accuracy']:.1f} %"),
-        goal("student top-1 agreement >= 95 %", results["student"]["agreement"] >= 95,
-             f"{results['student']['agreement']:.1f} %"),
-        goal("AKD pointing game >= 90 %", akd["pointing_game"] >= 90,
-             f"{akd['pointing_game']:.1f} %"),
-        goal("AKD energy pointing game >= every baseline",
-             all(akd["energy_pointing_game"] >= o["energy_pointing_game"] for o in others.values()),
-             f"{akd['energy_pointing_game']:.1f} % vs best baseline "
-             f"{max(o['energy_pointing_game'] for o in others.values()):.1f} %"),
-        goal("AKD insertion >= Grad-CAM", akd["insertion"] >= others["Grad-CAM"]["insertion"],
-             f"{akd['insertion']:.4f} vs {others['Grad-CAM']['insertion']:.4f}"),
-        goal("AKD deletion <= Grad-CAM", akd["deletion"] <= others["Grad-CAM"]["deletion"],
-             f"{akd['deletion']:.4f} vs {others['Grad-CAM']['deletion']:.4f}"),
-        goal("AKD images/s >= 2 x Grad-CAM",
-             speed >= 2 * others["Grad-CAM"]["images_per_second"],
-             f"{speed / others['Grad-CAM']['images_per_second']:.1f} x"),
-        goal("AKD images/s >= 100 x RISE", speed >= 100 * others["RISE"]["images_per_second"],
-             f"{speed / others['RISE']['images_per_second']:.0f} x"),
+        direct("target test accuracy >= 95 %", results["target"]["test_accuracy"] >= 95,
+               f"{results['target']['test_accuracy']:.1f} %"),
+        direct("student top-1 agreement >= 95 %", results["student"]["agreement"] >= 95,
+               f"{results['student']['agreement']:.1f} %"),
+        paired_goal("AKD pointing game >= 90 %", akd["pointing_game"], 90.0, True, digits=1,
+                    **stats),
+        energy,
+        versus("AKD insertion >= Grad-CAM", "Grad-CAM", "insertion", True),
+        versus("AKD deletion <= Grad-CAM", "Grad-CAM", "deletion", False),
+        *control_goals(comparison, AKD_LABEL, **stats),
+        direct("AKD images/s >= 2 x Grad-CAM", speed >= 2 * speeds["Grad-CAM"],
+               f"{speed / speeds['Grad-CAM']:.1f} x"),
+        direct("AKD images/s >= 100 x RISE", speed >= 100 * speeds[RISE_LABEL],
+               f"{speed / speeds[RISE_LABEL]:.0f} x"),
     ]
 
 
-def class_following(methods: dict[str, Any], dataset, n: int, progress: bool) -> dict[str, float]:
-    """Pointing game on two-object images, asking for each object's class in turn.
-
-    A map that follows the requested class hits that class's part; a map that
-    ignores ``target`` can at best hit one of the two.
-
-    Args:
-        methods: name -> attribution.
-        dataset: a ``FineGrainedShapes`` with ``two_objects=True``.
-        n: how many of its images to use.
-        progress: show a progress bar.
-
-    Returns:
-        Method name -> hits in percent over the ``2 n`` requests.
-
-    Examples::
-
-        >>> pairs = FineGrainedShapes(16, two_objects=True)
-        >>> class_following({"AKD": attr}, pairs, 16, progress=False)
-        {'AKD': 87.5}
-    """
+def _class_following(methods: dict[str, Any], dataset, n: int,
+                     progress: bool) -> dict[str, float]:
+    """Pointing % on two-object images, asking for each object's class: do maps follow it?"""
     from captum_akd.metrics import pointing_game
 
     items = [dataset[i] for i in range(n)]
@@ -367,15 +349,31 @@ def run_demo(
 
     Examples::
 
-        >>> results = run_demo("akd-demo", quick=True)
-        >>> results["student"]["agreement"], list(results["methods"])[0]
-        (93.3, 'AKD (ours)')
+        >>> tiny = DemoSettings(image_size=32, train_images=64, test_images=40, eval_images=2,
+        ...                     target_epochs=1, student_epochs=1, explainer_epochs=1,
+        ...                     rise_masks=20, lime_samples=10, step=256,
+        ...                     bootstrap_resamples=200)
+        >>> results = run_demo("akd-demo", settings=tiny, progress=False)
+        >>> list(results["methods"])
+        ['AKD (ours)', 'Layer-wise CAM', 'Grad-CAM', 'RISE', 'LIME', 'RISE on student',
+         'Uniform noise (control)', 'Centre Gaussian (control)', 'Sobel edges (control)']
+        >>> counted = results["black_box_queries"]["methods"]
+        >>> counted["RISE"]["images_per_image"], counted["AKD (ours)"]["images"]
+        (20.0, 0)
+        >>> sorted(path.name for path in Path("akd-demo").iterdir())
+        ['checkpoint', 'curves.png', 'maps.png', 'report.md', 'results.json']
     """
     from torch.utils.data import TensorDataset
 
     from captum_akd import distill
+    from captum_akd.blackbox import CountingBlackBox
     from captum_akd.data import FineGrainedShapes
-    from captum_akd.evaluation import compare_methods
+    from captum_akd.evaluation import (
+        bootstrap_cells,
+        paired_differences,
+        query_accounting,
+        surrogate_ceiling,
+    )
     from captum_akd.models import ExplanationNet, cifar_resnet_student
     from captum_akd.report import comparison_to_dict, save_curves, save_maps_grid
     from captum_akd.zoo.small_cnn import SmallCNN
@@ -414,8 +412,10 @@ def run_demo(
     student = cifar_resnet_student(depth=settings.student_depth, num_classes=settings.num_classes,
                                    stem_stride=settings.student_stem_stride)
     n_eval = settings.eval_images
+    # Every image the black box sees from here on is counted: the user's bill.
+    black_box = CountingBlackBox(target)
     attr = distill(
-        target,
+        black_box,
         TensorDataset(train["image"], train["label"]),
         student=student,
         val_data=TensorDataset(test["image"][n_eval:], test["label"][n_eval:]),
@@ -427,6 +427,12 @@ def run_demo(
         quiet=not progress,
     )
     wall["distill"] = time.perf_counter() - lap
+    distillation_queries = {
+        "images": black_box.images, "calls": black_box.calls,
+        "covers": "both stages of the distillation, fidelity reports included"}
+    # In the checkpoint too, so that whoever re-scores it knows what it cost.
+    attr.metadata["black_box_queries"] = distillation_queries
+    black_box.reset()
     with torch.no_grad():
         target_pred = target(test["image"]).argmax(1)
     agreement = accuracy(attr.student, test["image"], target_pred)
@@ -435,20 +441,30 @@ def run_demo(
 
     lap = time.perf_counter()
     images, masks = test["image"][:n_eval], test["mask"][:n_eval]
-    methods = build_methods(target, attr, settings)
+    methods = build_methods(black_box, attr, target.features[-1],
+                            rise_masks=settings.rise_masks, lime_samples=settings.lime_samples,
+                            seed=settings.seed)
     slow = settings.slow_speed_images
+    ceiling = {} if settings.ceiling_images is None else {
+        RISE_STUDENT_LABEL: settings.ceiling_images}
     comparison = compare_methods(
         target, methods, images, masks=masks, step=settings.step, batch_size=64,
-        speed_images={"RISE": slow, "LIME": slow}, progress=progress,
+        # RISE on the student is a diagnostic: its cost is RISE's, so it is not timed.
+        speed_images={RISE_LABEL: slow, "LIME": slow, RISE_STUDENT_LABEL: 0},
+        method_images=ceiling, road_images=settings.road_images,
+        road_threads=torch.get_num_threads(), counter=black_box, progress=progress,
     )
-    fast = {k: methods[k] for k in ("AKD (ours)", "Layer-wise CAM", "Grad-CAM")}
+    fast = {k: methods[k] for k in (AKD_LABEL, "Layer-wise CAM", "Grad-CAM")}
     pairs = FineGrainedShapes(16 if quick else 64, seed=settings.seed + 2, two_objects=True,
                               **common)
-    following = class_following(fast, pairs, len(pairs), progress)
+    following = _class_following(fast, pairs, len(pairs), progress)
+    stats = {"n_resamples": settings.bootstrap_resamples, "seed": settings.seed}
+    cells = bootstrap_cells(comparison, **stats)
+    paired = paired_differences(comparison, AKD_LABEL, **stats)
+    scored = comparison_to_dict(comparison, cells=cells, paired=paired, **stats)
     wall["explain_and_score"] = time.perf_counter() - lap
     wall["total"] = time.perf_counter() - started
 
-    scored = comparison_to_dict(comparison)
     results: dict[str, Any] = {
         "command": "captum-akd demo" + (" --quick" if quick else ""),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -462,8 +478,10 @@ def run_demo(
         "wall_seconds": wall,
         "evaluation": scored.pop("settings"),
         **scored,
+        "surrogate_ceiling": surrogate_ceiling(comparison, **stats),
+        "black_box_queries": query_accounting(comparison, distillation_queries),
     }
-    results["goals"] = check_targets(results)
+    results["goals"] = _check_targets(results, comparison)
 
     grid_titles = [f"class {int(c)}" for c in test["label"][:n_eval]]
     writers = {
@@ -472,15 +490,24 @@ def run_demo(
                                              titles=grid_titles),
         "curves.png": lambda p: save_curves(p, comparison),
         "checkpoint": lambda p: attr.save(p),
-        "report.md": lambda p: p.write_text(render_report(results, comparison),
+        "report.md": lambda p: p.write_text(_render_report(results, comparison, cells, paired),
                                             encoding="utf-8"),
     }
     write_directory_atomically(out, writers, overwrite=overwrite, marker="results.json")
     return results
 
 
+#: How the reading names the metrics it pairs with AKD.
+_READ_METRICS = {"insertion": "insertion", "deletion": "deletion to 0",
+                 "deletion_blur": "deletion to blur", "road_combined": "ROAD combined"}
+
+
 def reading(results: dict[str, Any]) -> str:
-    """A one-paragraph reading of the table, written from the measured numbers.
+    """A one-paragraph reading of the tables, written from the measured numbers.
+
+    Every comparison it states follows the interval rule: "better", "tie" or
+    "worse" are the paired verdicts of ``results.json``, never a comparison
+    of two means.
 
     Args:
         results: the content of ``results.json``.
@@ -490,51 +517,123 @@ def reading(results: dict[str, Any]) -> str:
 
     Examples::
 
-        >>> print(reading(json.load(open("akd-demo/results.json"))))
+        >>> row = {"insertion": 0.9, "deletion": 0.1, "deletion_blur": 0.2,
+        ...        "pointing_game": 100.0, "energy_pointing_game": 20.0,
+        ...        "images_per_second": 100.0}
+        >>> tie = {"difference": 0.0, "low": -0.1, "high": 0.1, "verdict": "tie"}
+        >>> results = {"target": {"test_accuracy": 99.0}, "student": {"agreement": 97.5},
+        ...            "evaluation": {"n_images": 24},
+        ...            "methods": {"AKD (ours)": {"summary": row, "control": False, "paired": {}},
+        ...                        "RISE": {"summary": dict(row, images_per_second=0.5),
+        ...                                 "control": False,
+        ...                                 "paired": {"insertion": tie, "deletion": tie}}},
+        ...            "black_box_queries": {"one_off": {"images": 50000},
+        ...                                  "methods": {"RISE": {"images_per_image": 4000.0}},
+        ...                                  "break_even": {"RISE": 13}},
+        ...            "goals": [{"goal": "AKD pointing game >= 90 %", "holds": True}]}
+        >>> print(reading(results))
+        The black box reaches 99.0 % test accuracy and the attentive student agrees with it on
+        97.5 % of held-out images. AKD's maps point at the class-deciding part in 100 % of
+        images (energy inside the part 20.0 %, against RISE 20.0 %). On the black box (24
+        images), AKD's insertion is 0.900, deletion to 0 0.100 and deletion to blur 0.200.
+        Paired with AKD image by image (95 % intervals; each method's verdict against AKD):
+        insertion: RISE tie; deletion to 0: RISE tie. AKD explains 100 images per second:
+        200 x RISE. Its distillation passed 50000 images through the black box, once; RISE
+        passes 4000 per explained image, so AKD has used fewer black-box images than RISE
+        from 13 explained images on. Every goal of the demo holds.
     """
-    rows = {k: v["summary"] for k, v in results["methods"].items()}
-    akd = rows.pop("AKD (ours)")
-    best_ins = max(rows, key=lambda k: rows[k]["insertion"])
-    best_del = min(rows, key=lambda k: rows[k]["deletion"])
+    methods = results["methods"]
+    akd = methods[AKD_LABEL]["summary"]
+    rows = {k: v for k, v in methods.items() if k != AKD_LABEL and not v.get("control")}
+    summaries = {k: v["summary"] for k, v in rows.items()}
+    found = [k for k in _READ_METRICS if akd.get(k) is not None]
     parts = [
         f"The black box reaches {results['target']['test_accuracy']:.1f} % test accuracy and "
         f"the attentive student agrees with it on {results['student']['agreement']:.1f} % of "
         "held-out images.",
         f"AKD's maps point at the class-deciding part in {akd['pointing_game']:.0f} % of images "
         f"(energy inside the part {akd['energy_pointing_game']:.1f} %, against "
-        + ", ".join(f"{k} {v['energy_pointing_game']:.1f} %" for k, v in rows.items()) + ").",
-        f"On the black box, AKD's insertion is {akd['insertion']:.3f} and deletion "
-        f"{akd['deletion']:.3f}; the best baseline for insertion is {best_ins} "
-        f"({rows[best_ins]['insertion']:.3f}) and for deletion {best_del} "
-        f"({rows[best_del]['deletion']:.3f}).",
-        f"AKD explains {akd['images_per_second']:.0f} images per second: "
-        + ", ".join(f"{akd['images_per_second'] / v['images_per_second']:.3g} x {k}"
-                    for k, v in rows.items()) + ".",
+        + ", ".join(f"{k} {v['energy_pointing_game']:.1f} %" for k, v in summaries.items())
+        + ").",
+        f"On the black box ({results['evaluation']['n_images']} images), AKD's "
+        + _and([f"{_READ_METRICS[k]} is {akd[k]:.3f}" if i == 0 else
+                f"{_READ_METRICS[k]} {akd[k]:.3f}" for i, k in enumerate(found)]) + ".",
     ]
+    verdicts = []
+    for key in found:
+        named = [f"{name} {row['paired'][key]['verdict']}" for name, row in rows.items()
+                 if key in row.get("paired", {})]
+        if named:
+            verdicts.append(f"{_READ_METRICS[key]}: " + ", ".join(named))
+    if verdicts:
+        parts.append("Paired with AKD image by image (95 % intervals; each method's verdict "
+                     "against AKD): " + "; ".join(verdicts) + ".")
+    controls = [g for g in results["goals"] if g["goal"].startswith("AKD beats every control")]
+    if controls:
+        beaten = [g["goal"].rsplit(" on ", 1)[1] for g in controls if g["holds"]]
+        missed = [g["goal"].rsplit(" on ", 1)[1] for g in controls if not g["holds"]]
+        parts.append("AKD beats all three controls on "
+                     + (_and(beaten) if beaten else "none of the metrics")
+                     + ("" if not missed else f", not on {_and(missed)}") + ".")
+    timed = {k: v["images_per_second"] for k, v in summaries.items() if v["images_per_second"]}
+    parts.append(f"AKD explains {akd['images_per_second']:.0f} images per second: "
+                 + ", ".join(f"{akd['images_per_second'] / v:.3g} x {k}"
+                             for k, v in timed.items()) + ".")
+    ceiling = results.get("surrogate_ceiling")
+    if ceiling and ceiling["metrics"]:
+        parts.append(_ceiling_sentence(ceiling))
+    queries = results.get("black_box_queries")
+    if queries and (queries.get("one_off") or {}).get("images") is not None:
+        points = queries["break_even"]
+        parts.append(
+            f"Its distillation passed {queries['one_off']['images']} images through the black "
+            "box, once; " + _and([f"{name} passes "
+                                  f"{queries['methods'][name]['images_per_image']:.4g}"
+                                  for name in points]) + " per explained image, so AKD has used "
+            "fewer black-box images than " + _and([
+                f"{name} from {n} explained images on" if n is not None else f"{name} never"
+                for name, n in points.items()]) + ".")
     missed = [g["goal"] for g in results["goals"] if not g["holds"]]
     parts.append("Every goal of the demo holds." if not missed else
                  "Goals missed in this run: " + "; ".join(missed) + ".")
     return " ".join(parts)
 
 
-def render_report(results: dict[str, Any], comparison) -> str:
-    """``report.md``: the tables, the goals, the figures and the reading.
+def _and(items: list[str]) -> str:
+    """English enumeration ("a, b and c"), for sentences built from measured lists."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
-    Args:
-        results: the content of ``results.json``.
-        comparison: the :class:`~captum_akd.evaluation.Comparison` it came from.
 
-    Returns:
-        The Markdown text.
+def _ceiling_sentence(ceiling: dict[str, Any]) -> str:
+    """The surrogate ceiling in words: the transfer loss and AKD's own gap, with verdicts."""
+    said = []
+    for key, row in ceiling["metrics"].items():
+        loss, gap = row["transfer_loss"], row["explainer_gap"]
+        said.append(f"on {_READ_METRICS[key]}, RISE scores {row['rise_black_box']:.3f} on the "
+                    f"black box and {row['rise_student']:.3f} on the student (transfer loss "
+                    f"{loss['difference']:+.3f}, {_real(loss['verdict'], 'RISE')}), AKD "
+                    f"{row['akd']:.3f} (its own gap {gap['difference']:+.3f}, "
+                    f"{_real(gap['verdict'], 'AKD')})")
+    return (f"Surrogate ceiling ({ceiling['images']} images): " + "; ".join(said) + ".")
 
-    Examples::
 
-        >>> Path("report.md").write_text(render_report(results, comparison))
-    """
-    from captum_akd.report import markdown_table
+def _real(verdict: str, second: str) -> str:
+    """A ceiling gap's verdict as the reading says it (``second``: who is ahead if reversed)."""
+    ahead = "RISE on the student ahead" if second == "RISE" else "AKD ahead of the ceiling"
+    return {"better": "real", "tie": "within noise", "worse": ahead}[verdict]
+
+
+def _render_report(results: dict[str, Any], comparison: Comparison, cells: Any,
+                   paired: Any) -> str:
+    """``report.md``: the tables, the goals, the figures and the reading, from ``results``."""
+    from captum_akd import report as tables
 
     s = results["settings"]
     wall = results["wall_seconds"]
+    n_road = max(comparison.settings["road_images"].values(), default=0)
+    ceiling = results["surrogate_ceiling"]
+    queries = results["black_box_queries"]
+    intervals = f"Intervals: {s['bootstrap_resamples']} resamples, seed {s['seed']}."
     lines = [
         "# captum-akd demo",
         "",
@@ -547,17 +646,51 @@ def render_report(results: dict[str, Any], comparison) -> str:
         f"images. Black box: a plain CNN (SmallCNN) trained for {s['target_epochs']} epochs. "
         f"Student: attentive CIFAR-style ResNet-{s['student_depth']}.",
         "",
-        "## Faithfulness and speed (all metrics computed on the black box)",
+        "## Faithfulness (all metrics computed on the black box)",
         "",
-        markdown_table(comparison),
+        tables.markdown_table(comparison, FAITHFULNESS + ("pointing_game",
+                                                          "energy_pointing_game"),
+                              speed=False, cells=cells),
         "",
-        f"{results['settings']['eval_images']} held-out images; insertion/deletion with "
-        f"{results['settings']['step']} pixels per step; pointing-game tolerance "
-        f"{comparison.settings['pointing_tolerance_px']:.1f}"
-        f" px (15 px at 224). RISE: {s['rise_masks']} masks, 7 x 7 grid, p1 = 0.5; LIME: "
-        f"{s['lime_samples']} samples. RISE and LIME are timed on {s['slow_speed_images']} "
-        f"image{'' if s['slow_speed_images'] == 1 else 's'}, the others on all. "
-        f"{GRADCAM_NOTE}",
+        f"Each cell: the mean over the {s['eval_images']} held-out images and its 95 % "
+        f"bootstrap interval ({s['bootstrap_resamples']} resamples, seed {s['seed']}). "
+        f"Insertion and both deletions with {s['step']} pixels per step; deletion to 0 is the "
+        "paper's, deletion to blur removes pixels to insertion's blurred start image. ROAD: "
+        f"noisy linear imputation at 10-90 % of the pixels on {n_road} images, MoRF (most "
+        "relevant first, lower is better), LeRF (least relevant first, higher is better) and "
+        "combined = LeRF - MoRF. Pointing-game tolerance "
+        f"{comparison.settings['pointing_tolerance_px']:.1f} px (15 px at 224). Rows marked "
+        "(control) are model-free maps: a method is useful only where it beats all three. "
+        f"{RISE_STUDENT_NOTE}",
+        "",
+        "## Each method against AKD, image by image",
+        "",
+        tables.paired_table(comparison, AKD_LABEL, paired=paired),
+        "",
+        f"{tables.PAIRED_RULE} {intervals}",
+        "",
+        "## Other metrics and speed",
+        "",
+        tables.markdown_table(comparison, ("mean_pixel_intensity", "average_drop",
+                                           "increase_in_confidence"), cells=cells),
+        "",
+        f"RISE: {s['rise_masks']} masks, 7 x 7 grid, p1 = 0.5; LIME: {s['lime_samples']} "
+        f"samples. RISE and LIME are timed on {s['slow_speed_images']} "
+        f"image{'' if s['slow_speed_images'] == 1 else 's'}, the others on all; RISE on "
+        f"student (a diagnostic that costs what RISE does) and the controls' speed are not "
+        f"the point. {GRADCAM_NOTE}",
+        "",
+        "## Surrogate ceiling",
+        "",
+        tables.ceiling_table(ceiling) or "RISE on student did not run.",
+        "",
+        tables.ceiling_caption(ceiling, s["bootstrap_resamples"]),
+        "",
+        "## Black-box queries",
+        "",
+        tables.queries_table(queries),
+        "",
+        tables.queries_caption(queries),
         "",
         "## Do the maps follow the requested class?",
         "",
@@ -570,10 +703,9 @@ def render_report(results: dict[str, Any], comparison) -> str:
         "",
         "## Goals",
         "",
-        "| Goal | Measured | Holds |",
-        "|---|---|---|",
-        *[f"| {g['goal']} | {g['measured']} | {'yes' if g['holds'] else 'no'} |"
-          for g in results["goals"]],
+        tables.goals_table(results["goals"]),
+        "",
+        f"{GOALS_RULE} {intervals}",
         "",
         "## Reading",
         "",

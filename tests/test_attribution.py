@@ -265,3 +265,31 @@ def test_constructor_checks():
         AttentiveDistillationAttribution(None, student, ExplanationNet.for_student(other))
     with pytest.raises(TypeError, match="`student`"):
         AttentiveDistillationAttribution(None, BlackBox(), ExplanationNet.for_student(student))
+
+
+def test_log_usage_wraps_attribute_once():
+    from captum_akd._base import ImageAttribution
+
+    # One shared implementation: the subclass does not redefine (or re-wrap) it.
+    assert "attribute" not in vars(AttentiveDistillationAttribution)
+    assert AttentiveDistillationAttribution.attribute is ImageAttribution.attribute
+    assert not hasattr(ImageAttribution.attribute.__wrapped__, "__wrapped__")
+
+
+@pytest.mark.parametrize("target", [3, [0, 4, 1, 2], torch.tensor(3), torch.tensor([0, 4, 1, 2])])
+def test_target_range_is_checked_before_the_device(target):
+    from captum_akd._validation import resolve_target
+
+    # A meta tensor cannot be read back: any range check on the device would fail.
+    meta = torch.device("meta")
+    labels = resolve_target(target, N, K, meta)
+    assert labels.device.type == "meta" and labels.shape == (N,)
+
+
+@pytest.mark.parametrize("target, bad", [(K, K), ([0, 1, -2, 9], -2), ([0, 1, 7, 9], 9),
+                                         (torch.tensor([0, 1, 7, 2]), 7)])
+def test_out_of_range_target_is_named_without_the_device(target, bad):
+    from captum_akd._validation import resolve_target
+
+    with pytest.raises(ValueError, match=f"`target` holds class index {bad}, out of range"):
+        resolve_target(target, N, K, torch.device("meta"))

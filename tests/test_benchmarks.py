@@ -22,13 +22,16 @@ if str(REPO) not in sys.path:
 from benchmarks.common import METHOD_LABELS  # noqa: E402
 from benchmarks.run import main  # noqa: E402
 from captum_akd import AttentiveDistillationAttribution  # noqa: E402
+from captum_akd.checkpoint import read_config  # noqa: E402
+from captum_akd.evaluation import CONTROL_LABELS  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 # Options every smoke run shares: cheap baselines, one thread, no bars.
 TINY = ["--threads", "1", "--quiet", "--rise-masks", "20", "--lime-samples", "10",
         "--speed-images", "1", "--batch-size", "16", "--epochs", "1",
-        "--explainer-epochs", "1", "--grid-images", "2"]
+        "--explainer-epochs", "1", "--grid-images", "2", "--bootstrap-resamples", "200"]
 ALL_METHODS = list(METHOD_LABELS.values())
+CONTROLS = set(CONTROL_LABELS.values())
 
 
 def check_results(out: Path, track: str, methods: list[str]) -> dict:
@@ -43,22 +46,32 @@ def check_results(out: Path, track: str, methods: list[str]) -> dict:
         assert key in results, key
     assert results["versions"]["torch"] and results["versions"]["captum-akd"]
     named = {name for e in results["evaluations"].values() for name in e["methods"]}
-    assert named == set(methods)
+    assert named == set(methods) | CONTROLS
     for evaluation in results["evaluations"].values():
         n = evaluation["n_images"]
         assert len(evaluation["image_ids"]) == n == len(evaluation["labels"])
         assert evaluation["inference"]["images_per_second"] > 0
         assert evaluation["inference"]["threads"] == 1
-        for entry in evaluation["methods"].values():
+        for name, entry in evaluation["methods"].items():
             assert len(entry["per_image"]["insertion_auc"]) == n
+            assert len(entry["per_image"]["deletion_blur_auc"]) == n
             assert 0 <= entry["summary"]["insertion"] <= 1
-            assert entry["speed"]["batch_size"] == 16
+            assert entry["control"] == (name in CONTROLS)
+            if name != "RISE on student":  # a diagnostic, not timed
+                assert entry["speed"]["batch_size"] == 16
+            if name != "AKD (ours)" and "insertion" in entry["paired"]:
+                assert entry["paired"]["insertion"]["verdict"] in ("better", "worse", "tie")
     goals = {g["goal"]: g for g in results["targets"]}
-    assert "AKD insertion >= Grad-CAM" in goals
+    assert goals["AKD insertion >= Grad-CAM"]["verdict"] in ("better", "worse", "tie")
+    assert "AKD beats every control on insertion" in goals
+    weights = results["checkpoint"]["weights_sha256"]
+    assert set(weights) == {"student.safetensors", "explainer.safetensors"}
+    assert read_config(out / "checkpoint")["weights_sha256"] == weights
     markdown = (out / "results.md").read_text()
-    assert results["command"] in markdown
+    assert results["command"] in markdown and weights["student.safetensors"] in markdown
     assert "## Targets of issue 6" in markdown and "Normal inference" in markdown
-    for name in methods:
+    assert "## Black-box queries" in markdown
+    for name in set(methods) | CONTROLS:
         assert f"| {name} |" in markdown
     attr = AttentiveDistillationAttribution.load(out / "checkpoint")
     assert attr.student is not None
@@ -81,13 +94,36 @@ def test_synthetic_track(tmp_path: Path) -> None:
     assert results["evaluations"]["subset"]["methods"]["AKD (ours)"]["summary"][
         "pointing_game"] is not None
     assert results["distillation"]["source"] == "distilled in this run"
+    # RISE on the student ran with RISE, on the same images: the surrogate ceiling.
+    assert "RISE on student" in results["evaluations"]["subset"]["methods"]
+    assert results["surrogate_ceiling"]["images"] == 2
+    queries = results["black_box_queries"]
+    assert queries["one_off"]["images"] > 0
+    assert queries["methods"]["RISE"]["images_per_image"] == 20
+    assert queries["methods"]["RISE on student"]["images"] == 0
+    assert queries["break_even"]["RISE"] == queries["one_off"]["images"] // 20 + 1
 
     with pytest.raises(FileExistsError):
         main(argv)
     again = main([*argv, "--overwrite"])
     assert again["distillation"]["source"] == "loaded from the cache"
     assert again["target"]["source"] == "loaded from the cache"
+    assert again["black_box_queries"]["one_off"] == queries["one_off"]
     assert not list(tmp_path.glob(".synthetic.*"))  # no staging left behind
+
+    # Re-scoring from the saved checkpoint trains nothing, the black box included,
+    # and reproduces the per-image scores.
+    rescored = main([*argv[:-4], "--out", str(tmp_path / "rescored"), "--cache", "none",
+                     "--checkpoint", str(out / "checkpoint")])
+    assert rescored["distillation"]["source"] == "loaded from --checkpoint"
+    assert rescored["target"]["source"].startswith("loaded from --checkpoint")
+    assert rescored["target"]["sha256"] == results["target"]["sha256"]
+    assert rescored["checkpoint"]["weights_sha256"] == results["checkpoint"]["weights_sha256"]
+    assert rescored["black_box_queries"]["one_off"]["images"] == queries["one_off"]["images"]
+    for key in ("insertion_auc", "deletion_auc"):
+        before = results["evaluations"]["full"]["methods"]["AKD (ours)"]["per_image"][key]
+        after = rescored["evaluations"]["full"]["methods"]["AKD (ours)"]["per_image"][key]
+        assert after == pytest.approx(before, abs=1e-4)
 
 
 @pytest.mark.skipif(not (DATA / "cifar10").is_dir(), reason="needs ../shared/data/cifar10")
@@ -103,6 +139,7 @@ def test_cifar10_track(tmp_path: Path) -> None:
     assert results["evaluations"]["full"]["settings"]["step"] == 32
     assert set(results["sanity_check"]["spearman"]) == {"AKD (ours)", "Layer-wise CAM",
                                                         "Grad-CAM"}
+    assert results["evaluations"]["full"]["settings"]["road_images"]["AKD (ours)"] == 4
     assert (out / "sanity.png").is_file()
     assert any(g["goal"] == "student top-1 agreement >= 95 %" for g in results["targets"])
 
@@ -121,97 +158,64 @@ def test_imagenet_sample_track(tmp_path: Path) -> None:
     check_results(out, "imagenet-sample", [METHOD_LABELS[k] for k in methods])
     assert results["data"]["train_images"] == 2 and results["data"]["dog_images"] == 1
     dogs = results["slices"]["dog breeds (ImageNet classes 151-268)"]["full"]
-    assert dogs["n_images"] == 1 and set(dogs["methods"]) == {"AKD (ours)", "Grad-CAM", "RISE"}
+    assert dogs["n_images"] == 1
+    assert set(dogs["methods"]) == {"AKD (ours)", "Grad-CAM", "RISE"} | CONTROLS
     assert "## Slice: dog breeds" in (out / "results.md").read_text()
 
 
-def test_agreement_analysis_splits_add_up() -> None:
-    """The disagreement analysis on a tiny black box and a student that copies it."""
-    import torch
-
-    from benchmarks.agreement_cifar10 import VIEWS, analyse, shift, view_agreement
-
-    torch.manual_seed(0)
-    images = torch.randn(40, 3, 8, 8)
-    moved = shift(images, 1, 0)
-    assert torch.equal(moved[..., 1:], images[..., :-1]) and not moved[..., 0].any()
-    assert torch.equal(shift(images, 0, -2)[..., :-2, :], images[..., 2:, :])
-
-    target = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()
-    labels = target(images).argmax(1).detach()
-    labels[:10] = (labels[:10] + 1) % 4  # the black box is wrong on the first ten
-    copy = analyse(target, target, images, labels, batch_size=16)
-    assert copy["top1_agreement"] == 1.0 and copy["target_accuracy"] == 0.75
-    assert copy["agreement_where_target_wrong"] == 1.0
-    assert copy["student_right_where_target_wrong"] == 0.0
-    assert sum(b["images"] for b in copy["agreement_by_target_confidence"]) == 40
-
-    other = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()
-    report = analyse(target, other, images, labels, batch_size=16)
-    stable = report["target_mirror_consistency"]
-    mixed = (stable * report["agreement_where_target_mirror_stable"]
-             + (1 - stable) * report["agreement_where_target_mirror_unstable"])
-    assert abs(mixed - report["top1_agreement"]) < 1e-6
-
-    # Views: the plain one repeats the analysis; JPEG needs the normalisation.
-    views = view_agreement(target, other, images, labels, {"mean": [0.5] * 3, "std": [0.25] * 3},
-                           batch_size=16)
-    assert set(views) == set(VIEWS)
-    assert views["as is"]["top1_agreement"] == report["top1_agreement"]
-    assert views["as is"]["target_accuracy"] == 0.75
-    assert views["re-encoded q75"] != views["as is"]
-
-
-def test_average_students_means_weights_and_batch_norm() -> None:
-    """Weight averaging: floats are the mean, batch counters the first's, and the
-    re-estimate gives the batch-norm statistics averaged over the batches."""
-    import torch
-
-    from benchmarks.average_students import average_weights, recalibrate_batch_norm
-
-    torch.manual_seed(0)
-
-    def net() -> torch.nn.Module:
-        return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
-
-    a, b = net(), net()
-    b[1].running_mean.fill_(2.0)
-    b[1].num_batches_tracked.fill_(7)
-    mean = average_weights([a, b])
-    assert torch.allclose(mean[0].weight, (a[0].weight + b[0].weight) / 2)
-    assert torch.allclose(mean[1].running_mean, torch.full((4,), 1.0))
-    assert mean[1].num_batches_tracked.item() == 0
-    assert torch.equal(a[1].running_mean, torch.zeros(4))  # the inputs are left alone
-
-    batches = torch.randn(12, 3, 6, 6).split(4)
-    recalibrate_batch_norm(mean, batches)
-    with torch.no_grad():
-        features = [mean[0](batch) for batch in batches]
-    assert not mean.training
-    batch_means = torch.stack([f.mean((0, 2, 3)) for f in features])
-    batch_vars = torch.stack([f.var((0, 2, 3)) for f in features])
-    assert torch.allclose(mean[1].running_mean, batch_means.mean(0), atol=1e-5)
-    assert torch.allclose(mean[1].running_var, batch_vars.mean(0), atol=1e-5)
-
-    with pytest.raises(ValueError, match=r"models\[1\]"):
-        average_weights([a, torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3))])
-    with pytest.raises(ValueError, match="models"):
-        average_weights([])
-
-
 def test_distill_cifar10_without_labels_gives_the_images_alone() -> None:
-    """``--labels black-box``: batches carry no label, so training uses the black box's."""
+    """``--labels black-box``: items carry no label, so training uses the black box's."""
     import torch
-    from torch.utils.data import TensorDataset
+    from torch.utils.data import DataLoader, TensorDataset
 
     from benchmarks.distill_cifar10 import WithoutLabels
-    from captum_akd.distill.batches import NO_LABEL, EpochLoader
-    from captum_akd.distill.distributed import setup
+    from captum_akd.distill import distill_student
+    from captum_akd.models import cifar_resnet_student
 
     images = torch.randn(6, 3, 8, 8)
     data = WithoutLabels(TensorDataset(images, torch.arange(6)))
     assert len(data) == 6 and torch.equal(data[2], images[2])
-    loader = EpochLoader(data, batch_size=3, ctx=setup("cpu"), shuffle=False)
-    batches = list(loader)
-    assert torch.equal(torch.cat([b[0] for b in batches]), images)
-    assert all((labels == NO_LABEL).all() for _, labels in batches)
+    assert torch.equal(next(iter(DataLoader(data, batch_size=6))), images)
+    black_box = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()
+    result = distill_student(black_box, data, student=cifar_resnet_student(depth=8, num_classes=4),
+                             epochs=1, batch_size=3, device="cpu", quiet=True)
+    # Accuracy needs labels: none reached the run.
+    assert result.report["student_accuracy"] is None
+
+
+def test_distill_cifar10_fidelity_of_a_copy_is_perfect() -> None:
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from benchmarks.distill_cifar10 import fidelity
+
+    torch.manual_seed(0)
+    black_box = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()
+    images = torch.randn(10, 3, 8, 8)
+    labels = black_box(images).argmax(1).detach()
+    labels[:4] = (labels[:4] + 1) % 4  # the black box is wrong on four
+    report = fidelity(black_box, black_box, TensorDataset(images, labels), torch.device("cpu"),
+                      batch_size=3)
+    assert report["images"] == 10 and report["top1_agreement"] == 1.0
+    assert abs(report["kl"]) < 1e-6
+    assert report["student_accuracy"] == report["target_accuracy"] == 0.6
+
+
+def test_cifar10_takes_only_finished_runs_of_distill_cifar10(tmp_path: Path) -> None:
+    """A run counts as finished once distill_cifar10.py wrote its record beside it."""
+    from benchmarks.cifar10 import run_record, stage1_checkpoint
+
+    run = tmp_path / "checkpoint-e3"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    assert run_record(run) is None  # stopped half-way: no record yet
+    with pytest.raises(ValueError, match="no finished student"):
+        stage1_checkpoint(str(run))
+    (tmp_path / "e3.json").write_text(json.dumps({"explainer": None}))
+    assert stage1_checkpoint(str(run)) == (run, False)
+    explained = tmp_path / "checkpoint-e3-explainer"
+    explained.mkdir()
+    (explained / "config.json").write_text("{}")
+    (tmp_path / "e3.json").write_text(json.dumps({"explainer": {"mask_mean": 0.2}}))
+    assert stage1_checkpoint(str(explained)) == (explained, True)
+    assert stage1_checkpoint("none") is None

@@ -8,7 +8,8 @@ from safetensors.torch import load_file
 from captum_akd import AttentiveDistillationAttribution
 from captum_akd.cli import main
 
-METHODS = ["AKD (ours)", "Layer-wise CAM", "Grad-CAM", "RISE", "LIME"]
+METHODS = ["AKD (ours)", "Layer-wise CAM", "Grad-CAM", "RISE", "LIME", "RISE on student"]
+CONTROLS = ["Uniform noise (control)", "Centre Gaussian (control)", "Sobel edges (control)"]
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +25,27 @@ def test_every_output_exists_and_parses(demo_dir):
     for name in ("maps.png", "curves.png"):
         assert (demo_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     results = json.loads((demo_dir / "results.json").read_text())
-    assert set(results["methods"]) == set(METHODS)
-    for row in results["methods"].values():
+    assert set(results["methods"]) == set(METHODS + CONTROLS)
+    assert {k for k, row in results["methods"].items() if row["control"]} == set(CONTROLS)
+    for name, row in results["methods"].items():
         summary = row["summary"]
         assert 0.0 <= summary["insertion"] <= 1.0
         assert 0.0 <= summary["deletion"] <= 1.0
+        assert 0.0 <= summary["deletion_blur"] <= 1.0
+        assert -1.0 <= summary["road_combined"] <= 1.0
         assert 0.0 <= summary["pointing_game"] <= 100.0
-        assert summary["images_per_second"] > 0
+        if name == "RISE on student":  # a diagnostic, not timed
+            assert summary["images_per_second"] is None
+        else:
+            assert summary["images_per_second"] > 0
+        low, high = row["intervals"]["insertion"]["low"], row["intervals"]["insertion"]["high"]
+        assert low <= summary["insertion"] <= high
+    assert results["surrogate_ceiling"]["metrics"]["insertion"]["transfer_loss"]["verdict"] in (
+        "better", "worse", "tie")
+    queries = results["black_box_queries"]
+    assert queries["one_off"]["images"] > 0
+    assert queries["methods"]["RISE"]["images_per_image"] == results["settings"]["rise_masks"]
+    assert queries["methods"]["AKD (ours)"]["images"] == 0
     assert {goal["goal"] for goal in results["goals"]}
     assert all(isinstance(goal["holds"], bool) for goal in results["goals"])
     assert 0.0 <= results["target"]["test_accuracy"] <= 100.0
@@ -40,9 +55,12 @@ def test_every_output_exists_and_parses(demo_dir):
 def test_report_has_a_row_per_method(demo_dir):
     report = (demo_dir / "report.md").read_text()
     rows = [line for line in report.splitlines() if line.startswith("| ")]
-    for name in METHODS + ["Normal inference"]:
+    for name in METHODS + CONTROLS + ["Normal inference"]:
         assert any(line.startswith(f"| {name} |") for line in rows), name
     assert "![maps](maps.png)" in report
+    for section in ("## Each method against AKD, image by image", "## Surrogate ceiling",
+                    "## Black-box queries"):
+        assert section in report, section
 
 
 def test_checkpoint_loads(demo_dir):

@@ -6,14 +6,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from captum_akd.data._batches import Collate, split_batch, split_item
 from captum_akd.distill import BatchAugment, DistillConfig, ExplainerConfig
 from captum_akd.distill import losses as L
-from captum_akd.distill.batches import Collate, split_batch, split_item
+from captum_akd.distill._stage2 import choose_classes
+from captum_akd.distill._trainer import Precision, build_optimizer, cosine_schedule
 from captum_akd.distill.config import resolve_config
 from captum_akd.distill.mutual import grid_cells, local_attention_loss, mutual_kl, pearson
-from captum_akd.distill.optim import Precision, build_optimizer, cosine_schedule
-from captum_akd.distill.stage2 import choose_classes
-from captum_akd.distill.state import _decode, _encode
 
 Z_S = torch.tensor([[1.0, 0.0]])
 Z_T = torch.tensor([[0.0, 1.0]])
@@ -265,18 +264,25 @@ def test_configs_validate_and_resolve():
             ExplainerConfig(**bad)
 
 
-def test_optimizer_state_round_trips_through_json_and_tensors():
+def test_optimizer_state_round_trips_through_the_run_directory(tmp_path):
+    from captum_akd.distill._distributed import setup
+    from captum_akd.distill._state import STATE_OPTIM, RunDir
+    from captum_akd.models import ExplanationNet, cifar_resnet_student
+
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.AdamW(model.parameters(), lr=0.1, betas=(0.8, 0.9))
     model(torch.randn(4, 3)).sum().backward()
     opt.step()
-    tensors = {}
-    encoded = _encode(opt.state_dict(), "optim", tensors)
-    import json
-
-    decoded = _decode(json.loads(json.dumps(encoded)), tensors)
+    student = cifar_resnet_student(depth=8, num_classes=3)
+    run = RunDir(tmp_path / "run", resume=False, overwrite=False, ctx=setup("cpu"))
+    run.state.fingerprints["student"] = {}
+    run.save(student, ExplanationNet.for_student(student, width=16), {},
+             {"optimizer": opt.state_dict(), "scheduler": None, "scaler": None})
+    # Read back without unpickling arbitrary objects.
+    assert torch.load(tmp_path / "run" / STATE_OPTIM, weights_only=True)["scaler"] is None
+    resumed = RunDir(tmp_path / "run", resume=True, overwrite=False, ctx=setup("cpu")).load()
     fresh = torch.optim.AdamW(torch.nn.Linear(3, 2).parameters(), lr=0.5)
-    fresh.load_state_dict(decoded)
+    fresh.load_state_dict(resumed.optim["optimizer"])
     assert fresh.param_groups[0]["betas"] == (0.8, 0.9)
     for key in ("exp_avg", "exp_avg_sq", "step"):
         assert torch.equal(fresh.state_dict()["state"][0][key], opt.state_dict()["state"][0][key])
@@ -316,3 +322,27 @@ def test_mixed_precision_on_the_cpu_is_bfloat16_without_a_scaler():
     assert not Precision(torch.device("cpu")).enabled
     with pytest.raises(ValueError, match="`amp=True` needs a CUDA device or the CPU"):
         Precision(torch.device("meta"), enabled=True)
+
+
+def test_perturbed_copies_are_seeded_and_use_the_asked_masks_and_substrates():
+    from captum_akd._image_ops import gaussian_blur, perturb
+
+    images = torch.randn(8, 3, 16, 16)
+    first = perturb(images, torch.Generator().manual_seed(3))
+    assert torch.equal(first, perturb(images, torch.Generator().manual_seed(3)))
+    assert not torch.equal(first, perturb(images, torch.Generator().manual_seed(4)))
+    kept = (first == images).all(1).float().mean((1, 2))
+    assert bool(((kept > 0.03) & (kept < 0.97)).all())
+    zero = perturb(images, torch.Generator().manual_seed(0), substrates=("zero",))
+    removed = (zero != images).any(1, keepdim=True).expand_as(images)
+    assert bool((zero[removed] == 0).all())
+    blur = perturb(images, torch.Generator().manual_seed(0), substrates=("blur",))
+    removed = (blur != images).any(1, keepdim=True).expand_as(images)
+    assert torch.allclose(blur[removed], gaussian_blur(images)[removed])
+    # Scattered masks leave isolated pixels; smooth ones, a few large blobs.
+    def edges(out):
+        keep = (out == images).all(1).float()
+        return (keep[:, 1:] != keep[:, :-1]).float().mean()
+    smooth = perturb(images, torch.Generator().manual_seed(0), masks=("smooth",))
+    scattered = perturb(images, torch.Generator().manual_seed(0), masks=("scattered",))
+    assert edges(smooth) < 0.5 * edges(scattered)

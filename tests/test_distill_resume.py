@@ -10,7 +10,7 @@ from test_distill_support import PYTHON, make_dataset, square_target, subprocess
 
 import captum_akd
 from captum_akd.checkpoint import read_config
-from captum_akd.distill.state import STATE_JSON
+from captum_akd.distill._state import STATE_JSON
 from captum_akd.models import cifar_resnet_student
 
 SETTINGS = dict(epochs=2, explainer_epochs=2, batch_size=16, quiet=True, device="cpu", seed=3)
@@ -23,7 +23,7 @@ RUN = textwrap.dedent(
     torch.set_num_threads(1)
     from test_distill_support import make_dataset, square_target, tiny_student
     import captum_akd
-    from captum_akd.distill.state import RunDir
+    from captum_akd.distill._state import RunDir
 
     kill_after = int(sys.argv[2])
     original = RunDir.save
@@ -83,6 +83,22 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, uninterrupted, kill_a
     assert [len(history["student"]), len(history["explainer"])] == [2, 2]
 
 
+def test_a_run_with_perturbation_matching_resumes_to_identical_weights(tmp_path):
+    perturbed = {**SETTINGS, "explainer_epochs": 1, "student_config": {"perturb_share": 0.5}}
+    out = tmp_path / "run"
+    script = tmp_path / "run_and_die.py"
+    script.write_text(RUN.replace(repr(SETTINGS), repr(perturbed)))
+    proc = subprocess.run([PYTHON, str(script), str(out), "1"], env=subprocess_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    resumed = run(out, resume=True, explainer_epochs=1,
+                  student_config={"perturb_share": 0.5})
+    whole = run(tmp_path / "whole", explainer_epochs=1, student_config={"perturb_share": 0.5})
+    assert_same_state(resumed.student, whole.student)
+    assert resumed.metadata["fidelity"] == whole.metadata["fidelity"]
+    assert "perturbed_top1_agreement" in whole.metadata["fidelity"]["student"]
+
+
 def test_resume_of_a_finished_run_trains_nothing(tmp_path, uninterrupted):
     out = tmp_path / "run"
     run(out)
@@ -96,8 +112,8 @@ def test_resume_of_a_finished_run_trains_nothing(tmp_path, uninterrupted):
                                val_data=make_dataset(N_VAL, seed=1), out=out, resume=True,
                                **SETTINGS)
     assert_same_state(again.explainer, uninterrupted.explainer)
-    # Only the two pre-flight probes (one per stage) called the black box.
-    assert len(calls) == 2
+    # Only the pre-flight probe, made once for both stages, called the black box.
+    assert len(calls) == 1
 
 
 def test_resume_with_another_configuration_fails_before_training(tmp_path):

@@ -48,19 +48,24 @@ class Guarded(nn.Module):
         raise AssertionError(f"the black box's internals were read ({name!r})")
 
 
-def test_guarded_target_is_only_called(tmp_path):
+@pytest.mark.parametrize("perturb_share", [0.0, 0.5])
+def test_guarded_target_is_only_called(tmp_path, perturb_share):
     target = Guarded()
     student = tiny_student()
     seen = []
     student.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
     attr = captum_akd.distill(target, make_dataset(64), student=student, epochs=1,
-                              explainer_epochs=1, out=tmp_path / "run", **FAST)
+                              explainer_epochs=1, out=tmp_path / "run",
+                              student_config={"perturb_share": perturb_share}, **FAST)
     assert isinstance(attr, AttentiveDistillationAttribution)
-    # Stage 1: the black box saw exactly the augmented batches the student saw.
-    steps = 2
-    assert all(torch.equal(a, b) for a, b in zip(target.calls[1:1 + steps], seen[:steps],
-                                                 strict=True))
-    assert not torch.equal(target.calls[1], make_dataset(64).tensors[0][:32])
+    # Stage 1: the black box saw exactly the augmented (and partly removed) batches the
+    # student saw. Both first saw the two held-out batches and their two partly removed
+    # copies (the start of the run is measured before the first epoch).
+    steps, held = 2, 4
+    assert all(torch.equal(a, b) for a, b in zip(target.calls[1:1 + held + steps],
+                                                 seen[:held + steps], strict=True))
+    assert torch.equal(target.calls[1], make_dataset(64).tensors[0][:32])
+    assert not torch.equal(target.calls[1 + held], make_dataset(64).tensors[0][:32])
     maps = attr.attribute(make_images(4, seed=3)[0])
     assert maps.shape == (4, 1, 16, 16)
 
@@ -152,3 +157,39 @@ def test_other_augmentations_run(crop, mixup, cutmix, jpeg_quality, amp):
     assert result.report is not None
     # Autocast computes in bfloat16 but keeps the weights in float32.
     assert {p.dtype for p in result.student.parameters()} == {torch.float32}
+
+
+def test_a_diverging_run_returns_the_student_it_started_from():
+    data, held_out = make_dataset(96), make_dataset(32, seed=1)
+    student = distill_student(square_target, data, student=tiny_student(), val_data=held_out,
+                              epochs=2, **FAST).student
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    # A learning rate this large wrecks the student in one epoch.
+    result = distill_student(square_target, data, student=student, val_data=held_out,
+                             epochs=2, lr=50.0, warmup_epochs=0.0, finetune=False, **FAST)
+    report = result.report
+    assert report["best_epoch"] == 0
+    assert report["top1_agreement"] == report["start"]["top1_agreement"]
+    assert report["last"]["top1_agreement"] < report["start"]["top1_agreement"]
+    after = result.student.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [h["epoch"] for h in result.history] == [1, 2]
+
+
+def test_a_pretrained_student_is_fine_tuned_with_its_backbone_held_first(tmp_path):
+    from captum_akd.checkpoint import read_config
+
+    student = tiny_student()
+    student.pretrained = True  # as the builders set it when given weights
+    backbone = {k: v.clone() for k, v in student.state_dict().items()
+                if k.startswith(("stem.", "stages."))}
+    head = student.fc.weight.detach().clone()
+    result = distill_student(square_target, make_dataset(64), student=student, epochs=1,
+                             out=tmp_path / "run", **FAST)
+    state = result.student.state_dict()
+    assert all(torch.equal(backbone[k], state[k]) for k in backbone)  # stats included
+    assert not torch.equal(result.student.fc.weight, head)  # the head moved
+    assert all(p.requires_grad for p in result.student.parameters())
+    recorded = read_config(tmp_path / "run")["metadata"]["training"]["student"]["config"]
+    assert (recorded["finetune"], recorded["lr"], recorded["warmup_epochs"],
+            recorded["freeze_backbone_epochs"]) == (True, 2e-4, 0.0, 1)

@@ -67,12 +67,17 @@ class LayerwiseSurrogateCAM(ImageAttribution):
     Examples::
 
         >>> from captum_akd import LayerwiseSurrogateCAM
+        >>> from captum_akd.models import cifar_resnet_student
+        >>> black_box = torch.nn.Sequential(torch.nn.Flatten(),
+        ...                                 torch.nn.Linear(3 * 16 * 16, 3))
+        >>> student = cifar_resnet_student(depth=8, num_classes=3)
         >>> attr = LayerwiseSurrogateCAM(student, forward_func=black_box)
-        >>> images = torch.randn(4, 3, 32, 32)
+        >>> images = torch.randn(4, 3, 16, 16)
         >>> maps = attr.attribute(images)                 # classes the black box predicts
         >>> maps.shape, float(maps.min()) >= 0, float(maps.max()) <= 1
-        (torch.Size([4, 1, 32, 32]), True, True)
-        >>> per_stage = attr.stage_maps(images, torch.tensor([0, 1, 2, 3]))  # L x N x 1 x H x W
+        (torch.Size([4, 1, 16, 16]), True, True)
+        >>> attr.stage_maps(images, torch.tensor([0, 1, 2, 0])).shape  # L x N x 1 x H x W
+        torch.Size([3, 4, 1, 16, 16])
     """
 
     requires_grad = True

@@ -108,15 +108,22 @@ class LimeImage(ImageAttribution):
     Examples::
 
         >>> from captum_akd.baselines import LimeImage
-        >>> lime = LimeImage(model, n_samples=1000, segmentation="quickshift")
-        >>> images = torch.randn(2, 3, 32, 32)
-        >>> maps = lime.attribute(images, target=[3, 5])
-        >>> maps.shape
-        torch.Size([2, 1, 32, 32])
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 3))
+        >>> lime = LimeImage(model, n_samples=32, segmentation="quickshift")
+        >>> # Two images of 2 x 2 flat 8-pixel blocks: four superpixels each.
+        >>> images = torch.rand(2, 3, 2, 2).repeat_interleave(8, 2).repeat_interleave(8, 3)
+        >>> maps = lime.attribute(images, target=[0, 2])
+        >>> maps.shape, bool(maps.min() >= 0)
+        (torch.Size([2, 1, 16, 16]), True)
         >>> segments = lime.segments(images)          # N x H x W superpixel labels
+        >>> segments.shape, [int(s.max()) + 1 for s in segments]
+        (torch.Size([2, 16, 16]), [4, 4])
+        >>> torch.equal(maps, LimeImage(model, n_samples=32).attribute(images, target=[0, 2]))
+        True
         >>> # SLIC superpixels and captum.attr.Lime:
-        >>> captum_lime = LimeImage(model, n_samples=500, engine="captum")
-        >>> maps = captum_lime.attribute(images)      # target None: the model's prediction
+        >>> captum_lime = LimeImage(model, n_samples=32, engine="captum")
+        >>> captum_lime.attribute(images).shape       # target None: the model's prediction
+        torch.Size([2, 1, 16, 16])
     """
 
     def __init__(

@@ -84,14 +84,16 @@ class RISE(ImageAttribution, PerturbationAttribution):
     Examples::
 
         >>> from captum_akd.baselines import RISE
-        >>> rise = RISE(model, n_masks=4000, grid=7, p1=0.5, perturbations_per_eval=250)
-        >>> images = torch.randn(2, 3, 32, 32)
-        >>> maps = rise.attribute(images, target=[3, 5])
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 3))
+        >>> rise = RISE(model, n_masks=16, grid=4, p1=0.5, perturbations_per_eval=32)
+        >>> images = torch.rand(2, 3, 16, 16)
+        >>> maps = rise.attribute(images, target=[0, 2])
         >>> maps.shape
-        torch.Size([2, 1, 32, 32])
-        >>> masks = rise.generate_masks((32, 32))      # the cached masks, 4000 x 1 x 32 x 32
-        >>> again = RISE(model, n_masks=4000, seed=0, perturbations_per_eval=250)
-        >>> torch.equal(maps, again.attribute(images, target=[3, 5]))   # seeded
+        torch.Size([2, 1, 16, 16])
+        >>> rise.generate_masks((16, 16)).shape         # the cached masks
+        torch.Size([16, 1, 16, 16])
+        >>> again = RISE(model, n_masks=16, grid=4, seed=0, perturbations_per_eval=32)
+        >>> torch.equal(maps, again.attribute(images, target=[0, 2]))   # seeded
         True
     """
 

@@ -142,8 +142,11 @@ class CifarZip(Dataset):
         >>> image, label = test[0]
         >>> image.shape, image.dtype
         (torch.Size([3, 32, 32]), torch.float32)
-        >>> small = CifarZip("../shared/data/cifar10/cifar10-train.zip", limit=1000, preload=True)
-        >>> loader = torch.utils.data.DataLoader(small, batch_size=128, shuffle=True)
+        >>> small = CifarZip("../shared/data/cifar10/cifar10-test.zip", limit=64, preload=True)
+        >>> loader = torch.utils.data.DataLoader(small, batch_size=16, shuffle=True)
+        >>> images, labels = next(iter(loader))
+        >>> small.data.shape, images.shape, labels.shape
+        (torch.Size([64, 3, 32, 32]), torch.Size([16, 3, 32, 32]), torch.Size([16]))
     """
 
     def __init__(

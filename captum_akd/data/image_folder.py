@@ -155,11 +155,18 @@ class ImageFolderDataset(Dataset):
 
     Examples::
 
+        >>> import os
+        >>> from PIL import Image
         >>> from captum_akd.data import ImageFolderDataset
-        >>> ds = ImageFolderDataset("photos/", image_size=224)  # root/<class>/*.jpg
-        >>> image, label = ds[0]
-        >>> image.shape
-        torch.Size([3, 224, 224])
+        >>> for name, size in [("cat", (40, 30)), ("dog", (50, 60))]:  # root/<class>/*.png
+        ...     os.makedirs(f"photos/{name}")
+        ...     Image.new("RGB", size, (255, 0, 0)).save(f"photos/{name}/0.png")
+        >>> ds = ImageFolderDataset("photos/", image_size=24)
+        >>> len(ds), ds.classes, ds.targets
+        (2, ['cat', 'dog'], [0, 1])
+        >>> image, label = ds[1]
+        >>> image.shape, label, image[:, 0, 0]
+        (torch.Size([3, 24, 24]), 1, tensor([1., 0., 0.]))
     """
 
     def __init__(

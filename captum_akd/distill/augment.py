@@ -9,17 +9,19 @@ depends only on its seed.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
+
+from captum_akd._image_ops import jpeg_recompress
+from captum_akd._validation import check_jpeg_quality, check_number, one_of, optional_check
 
 CROP_MODES = ("pad", "resized", "none")
 
@@ -58,36 +60,6 @@ class Mix:
     perm: Tensor
     lam: float
     box: tuple[int, int, int, int] | None = None
-
-
-def check_jpeg_quality(quality: Any, name: str = "jpeg_quality") -> None:
-    """Check a JPEG quality setting: None, Q, ``[Q]`` or ``[low, high]``, each in 1..100.
-
-    Args:
-        quality: the setting to check.
-        name: the argument's name for the error message.
-
-    Raises:
-        ValueError: naming ``name``, if ``quality`` is anything else (a float,
-            a bool, a value outside 1..100, ``low > high``, more than two).
-
-    Examples::
-
-        >>> check_jpeg_quality([50, 90])
-        >>> check_jpeg_quality(0)
-        Traceback (most recent call last):
-        ...
-        ValueError: `jpeg_quality` must be None, Q or [LOW, HIGH], ints in 1..100, LOW<=HIGH; got 0
-    """
-    if quality is None:
-        return
-    values = list(quality) if isinstance(quality, (list, tuple)) else [quality]
-    ok = len(values) in (1, 2) and all(
-        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100 for v in values
-    ) and values[0] <= values[-1]
-    if not ok:
-        raise ValueError(f"`{name}` must be None, Q or [LOW, HIGH], ints in 1..100, "
-                         f"LOW<=HIGH; got {quality!r}")
 
 
 class BatchAugment:
@@ -141,18 +113,15 @@ class BatchAugment:
         jpeg_quality: int | tuple[int, int] | list[int] | None = None,
         normalization: Mapping[str, Any] | None = None,
     ) -> None:
-        if crop not in CROP_MODES:
-            raise ValueError(f"`crop` must be one of {CROP_MODES}; got {crop!r}")
-        if padding is not None and (not isinstance(padding, int) or padding < 0):
-            raise ValueError(f"`padding` must be a non-negative int or None; got {padding!r}")
+        one_of(CROP_MODES)(crop, "crop")
+        optional_check(partial(check_number, integer=True))(padding, "padding")
         if not 0 < scale[0] <= scale[1] <= 1:
             raise ValueError(f"`scale` must satisfy 0 < low <= high <= 1; got {scale!r}")
         if not 0 < ratio[0] <= ratio[1]:
             raise ValueError(f"`ratio` must satisfy 0 < low <= high; got {ratio!r}")
-        if mixup < 0:
-            raise ValueError(f"`mixup` must be >= 0; got {mixup!r}")
-        if cutmix < 0:
-            raise ValueError(f"`cutmix` must be >= 0; got {cutmix!r}")
+        for name, value in (("mixup", mixup), ("cutmix", cutmix)):
+            if value < 0:
+                raise ValueError(f"`{name}` must be >= 0; got {value!r}")
         check_jpeg_quality(jpeg_quality)
         if normalization is not None and set(normalization) != {"mean", "std"}:
             raise ValueError("`normalization` must be a dict with keys 'mean' and 'std'; "
@@ -242,33 +211,10 @@ class BatchAugment:
                              align_corners=False)
 
     def _jpeg(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        n, c = images.shape[:2]
-        if c not in (1, 3):
-            raise ValueError(f"`jpeg_quality` needs 1- or 3-channel images; got {c} channels")
         bounds = self.jpeg_quality
         low, high = (bounds, bounds) if isinstance(bounds, int) else (bounds[0], bounds[-1])
-        qualities = torch.randint(low, high + 1, (n,), generator=generator).tolist()
-        shape = (1, c, 1, 1)
-        mean = std = None
-        pixels = images.detach().float().cpu()
-        if self.normalization is not None:
-            mean = torch.as_tensor(self.normalization["mean"], dtype=torch.float32).reshape(shape)
-            std = torch.as_tensor(self.normalization["std"], dtype=torch.float32).reshape(shape)
-            pixels = pixels * std + mean
-        elif pixels.min() < -1e-3 or pixels.max() > 1 + 1e-3:
-            raise ValueError(
-                "`jpeg_quality` needs pixels in [0, 1]; these images range over "
-                f"[{float(pixels.min()):.3g}, {float(pixels.max()):.3g}]: pass the "
-                "`normalization` they were made with"
-            )
-        pixels = (pixels.clamp(0, 1) * 255).round().to(torch.uint8)
-        decoded = torch.stack([
-            _jpeg_round_trip(image, quality)
-            for image, quality in zip(pixels, qualities, strict=True)
-        ]).float() / 255
-        if mean is not None:
-            decoded = (decoded - mean) / std
-        return decoded.to(device=images.device, dtype=images.dtype)
+        qualities = torch.randint(low, high + 1, (images.shape[0],), generator=generator)
+        return jpeg_recompress(images, qualities.tolist(), self.normalization)
 
 
 def _cut_box(
@@ -282,13 +228,3 @@ def _cut_box(
     top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h - cut_h // 2, h)
     left, right = max(cx - cut_w // 2, 0), min(cx + cut_w - cut_w // 2, w)
     return top, bottom, left, right
-
-
-def _jpeg_round_trip(image: Tensor, quality: int) -> Tensor:
-    """Encode a ``C x H x W`` uint8 image (C = 1 or 3) as a JPEG and decode it again."""
-    array = image.permute(1, 2, 0).numpy()
-    buffer = io.BytesIO()
-    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(
-        buffer, format="JPEG", quality=quality)
-    decoded = torch.from_numpy(np.asarray(Image.open(buffer)).copy())
-    return decoded[None] if decoded.ndim == 2 else decoded.permute(2, 0, 1)

@@ -1,202 +1,300 @@
-"""Hyper-parameters of the two training stages, with their tested defaults.
+"""Every setting of a training run, each written once: its default, its check and its help.
 
-Both are plain dataclasses: pass one as ``config=`` or give single fields as
-keyword arguments to :func:`~captum_akd.distill.distill_student` and
-:func:`~captum_akd.distill.train_explainer` (``epochs=5, lr=1e-3``). They are
-stored in the checkpoint's JSON, and a resumed run must use the same values.
+- :class:`RunConfig`: how a run is carried out (batch size, device, output
+  directory, resume...), shared by both stages;
+- :class:`DistillConfig`: the hyper-parameters of stage 1 (distillation);
+- :class:`ExplainerConfig`: those of stage 2 (the explanation network).
+
+Each field carries its help text and check in its metadata. The classes'
+docstrings, the ``captum-akd distill`` options (see
+:func:`~captum_akd.cli.add_config_arguments`) and the validation are all
+generated from them, so a new setting is one field plus the code that uses it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, ClassVar, TypeVar
 
-from captum_akd.distill.augment import CROP_MODES, check_jpeg_quality
+from captum_akd._validation import (
+    check_flag,
+    check_jpeg_quality,
+    check_normalization,
+    check_number,
+    check_open_fraction,
+    image_size_pair,
+    one_of,
+    optional_check,
+    read_normalization,
+)
+from captum_akd.distill.augment import CROP_MODES
 
 OPTIMIZERS = ("adamw", "sgd")
 OTHER_CLASS_MODES = ("second", "random")
+PERTURB_CHOICES = ("both", "smooth", "scattered")
+SUBSTRATE_CHOICES = ("both", "blur", "zero")
+_POSITIVE = partial(check_number, strict=True)
+_POSITIVE_INT = partial(check_number, strict=True, integer=True)
+_FRACTION = partial(check_number, high=1.0)
+_INT = partial(check_number, integer=True)
 
 
-def _positive(value: Any, name: str, integer: bool = False) -> None:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive {'int' if integer else 'number'}; "
-                         f"got {value!r}")
+def _setting(default: Any, help: str, check: Callable[[Any, str], None] | None = None,
+            **cli: Any) -> Any:
+    """A field with its help, its check and hints for its command-line option (``flag``...)."""
+    return field(default=default, metadata={"help": help, "check": check, "cli": cli})
 
 
-def _non_negative(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"`{name}` must be a number >= 0; got {value!r}")
+def _describe(cls: type) -> str:
+    """The field list appended to each config's docstring, from the fields themselves."""
+    lines = ["", "    Fields (with their defaults):", ""]
+    for f in dataclasses.fields(cls):
+        lines.append(f"    - ``{f.name}`` ({_default_text(cls, f)}): {f.metadata['help']}.")
+    return "\n".join(lines) + "\n"
 
 
-def _fraction(value: Any, name: str, open_low: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
-        0 < value < 1 if open_low else 0 <= value <= 1
-    )
-    if not ok:
-        interval = "(0, 1)" if open_low else "[0, 1]"
-        raise ValueError(f"`{name}` must be in {interval}; got {value!r}")
+def _default_text(cls: type, f: dataclasses.Field) -> str:
+    """A default as the docs and ``--help`` show it (unset rates: their per-optimizer values)."""
+    resolved = getattr(cls, f"DEFAULT_{f.name.upper()}", None)
+    if f.default is None and resolved is not None:
+        return ", ".join(f"{k} {v:g}" for k, v in resolved.items())
+    if f.default is None:
+        return "unset"
+    return repr(f.default) if isinstance(f.default, str) else str(f.default)
+
+
+class _Checked:
+    """Runs every field's own check after ``__init__``, so bad values fail at once."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            check = f.metadata.get("check")
+            if check is not None:
+                check(getattr(self, f.name), f.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-serialisable dict (what a checkpoint stores).
+
+        Returns:
+            ``{field name: value}``.
+        """
+        return dataclasses.asdict(self)
 
 
 @dataclass
-class _Optimization:
-    epochs: int
-    optimizer: str = "adamw"
-    lr: float | None = None
-    weight_decay: float | None = None
-    momentum: float = 0.9
-    warmup_epochs: float = 0.0
-    grad_clip: float | None = None
-    crop: str = "pad"
-    padding: int | None = None
-    flip: bool = True
+class RunConfig(_Checked):
+    """How a training run is carried out, the same for both stages.
+
+    Pass one whole as ``run=`` to :func:`~captum_akd.distill.distill`,
+    :func:`~captum_akd.distill.distill_student` or
+    :func:`~captum_akd.distill.train_explainer`, or give its fields as keyword
+    arguments (``batch_size=64, out="run/"``).
+
+    Examples::
+
+        >>> RunConfig(batch_size=64, image_size=32, normalization="cifar").image_size
+        (32, 32)
+        >>> RunConfig(normalization="0.5,0.5,0.5/0.25,0.25,0.25").normalization["std"]
+        [0.25, 0.25, 0.25]
+    """
+
+    out: str | os.PathLike | None = _setting(
+        None, "run directory: a loadable checkpoint plus training state, rewritten after "
+        "every epoch", required=True, metavar="DIR", type=str)
+    resume: bool = _setting(False, "continue the run saved in `out` (the same settings are "
+                           "required; a missing `out` starts a new run)", check_flag)
+    overwrite: bool = _setting(False, "start over in an `out` that already holds a checkpoint",
+                              check_flag)
+    batch_size: int = _setting(128, "images per batch and process", _POSITIVE_INT)
+    image_size: tuple[int, int] | None = _setting(
+        None, "resize every image to S x S or H x W; needed when images differ in size",
+        type="image_size", metavar="S|HxW")
+    normalization: dict[str, list[float]] | None = _setting(
+        None, "the black box's input space as per-channel mean and std, recorded in the "
+        "checkpoint: a preset ('imagenet', 'cifar', 'none') or M,M,M/S,S,S; explain images "
+        "normalised the same way", check_normalization, flag="--normalize", type=str,
+        metavar="PRESET|MEAN/STD")
+    device: str | None = _setting(None, "cpu, cuda or cuda:N; unset picks CUDA when available",
+                                 type=str)
+    amp: bool | None = _setting(None, "mixed precision (bfloat16 autocast of the student); "
+                                "unset turns it on with CUDA only", optional_check(check_flag),
+                                boolean=True)
+    seed: int = _setting(0, "seeds initialisation, data order, augmentation and class choices",
+                        _INT)
+    num_workers: int = _setting(0, "DataLoader worker processes (0: load in the main process)",
+                               _INT, flag="--workers")
+    quiet: bool = _setting(False, "no progress bars or log lines", check_flag)
 
     def __post_init__(self) -> None:
-        _positive(self.epochs, "epochs", integer=True)
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}; got {self.optimizer!r}")
-        if self.lr is not None:
-            _positive(self.lr, "lr")
-        if self.weight_decay is not None:
-            _non_negative(self.weight_decay, "weight_decay")
-        _non_negative(self.momentum, "momentum")
-        _non_negative(self.warmup_epochs, "warmup_epochs")
-        if self.grad_clip is not None:
-            _positive(self.grad_clip, "grad_clip")
-        if self.crop not in CROP_MODES:
-            raise ValueError(f"`crop` must be one of {CROP_MODES}; got {self.crop!r}")
+        self.image_size = image_size_pair(self.image_size)
+        self.normalization = read_normalization(self.normalization)
+        super().__post_init__()
+
+
+@dataclass
+class _Optimization(_Checked):
+    """The fields both stages have; each stage sets its own defaults."""
+
+    DEFAULT_LR: ClassVar[dict[str, float]] = {}
+    DEFAULT_WEIGHT_DECAY: ClassVar[dict[str, float]] = {}
+
+    epochs: int = _setting(10, "passes over the training data", _POSITIVE_INT)
+    optimizer: str = _setting("adamw", "'adamw' or 'sgd' (Nesterov momentum)",
+                             one_of(OPTIMIZERS), choices=OPTIMIZERS)
+    lr: float | None = _setting(None, "peak learning rate, reached after warm-up and annealed "
+                               "to 0 on a cosine", optional_check(_POSITIVE), type=float)
+    weight_decay: float | None = _setting(
+        None, "weight decay; never applied to biases, norms and attention gates",
+        optional_check(check_number), type=float)
+    momentum: float = _setting(0.9, "SGD momentum", check_number)
+    warmup_epochs: float = _setting(0.5, "linear warm-up in epochs, may be fractional; capped at "
+                                   "a fifth of the run", check_number)
+    grad_clip: float | None = _setting(None, "clip the gradient norm to this value",
+                                      optional_check(_POSITIVE), type=float)
+    crop: str = _setting("pad", "random crop before the networks see a batch: 'pad' (pad and "
+                        "crop back, for small images), 'resized' (random resized crop, for "
+                        "photos) or 'none'", one_of(CROP_MODES), choices=CROP_MODES)
+    padding: int | None = _setting(None, "padding of the 'pad' crop; unset is an eighth of the "
+                                  "side", optional_check(_INT),
+                                  type=int)
+    flip: bool = _setting(True, "random horizontal flips", check_flag)
 
     def resolved_lr(self) -> float:
-        raise NotImplementedError
+        """The peak learning rate, with ``lr=None`` resolved for the optimizer.
+
+        Returns:
+            ``lr`` if set, else this stage's default for the optimizer.
+        """
+        return self.lr if self.lr is not None else self.DEFAULT_LR[self.optimizer]
 
     def resolved_weight_decay(self) -> float:
+        """The weight decay, with ``weight_decay=None`` resolved for the optimizer.
+
+        Returns:
+            ``weight_decay`` if set, else this stage's default for the optimizer.
+        """
         if self.weight_decay is not None:
             return self.weight_decay
-        return 0.05 if self.optimizer == "adamw" else 5e-4
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.DEFAULT_WEIGHT_DECAY[self.optimizer]
 
 
 @dataclass
 class DistillConfig(_Optimization):
     """Stage 1: distilling the black box into the student (design 3.2).
 
-    Args:
-        epochs: passes over the training data. Default: 30.
-        optimizer: ``"adamw"`` or ``"sgd"`` (with Nesterov momentum).
-            Default: ``"adamw"``.
-        lr: peak learning rate, reached after warm-up and annealed to 0 on a
-            cosine; ``None`` is 2e-3 for AdamW and 0.05 for SGD (batch 128).
-        weight_decay: ``None`` is 0.05 for AdamW and 5e-4 for SGD; never
-            applied to biases, batch-norm and attention gates.
-        momentum: SGD momentum. Default: 0.9.
-        warmup_epochs: linear warm-up length, may be fractional; capped at a
-            fifth of the run. Default: 1.
-        grad_clip: clip the gradient norm to this value, or ``None``.
-        crop: ``"pad"`` (pad-and-crop, for small images), ``"resized"``
-            (random resized crop, for large ones) or ``"none"``. Default: ``"pad"``.
-        padding: padding of ``"pad"``; ``None`` is an eighth of the side.
-        flip: random horizontal flips. Default: True.
-        mixup: mixup Beta parameter, 0 to disable. Default: 0.
-        cutmix: CutMix Beta parameter, 0 to disable; with ``mixup`` too, each
-            batch gets one of the two (see
-            :class:`~captum_akd.distill.BatchAugment`). Default: 0.
-        jpeg_quality: re-encode each augmented image as a JPEG of this
-            quality (an int or ``[q]``), or of one drawn per image from
-            ``[low, high]`` (see
-            :class:`~captum_akd.distill.BatchAugment`); ``None`` disables it.
-            Default: None.
-        temperature: softening temperature ``T``. Default: 4.
-        alpha: weight of the KL term against the cross-entropy on hard labels.
-            Default: 0.9.
-        mutual_weight: weight of the mutual KL between the two students
-            (only with a ``peer``). Default: 1.
-        attention_weight: weight of the local-attention Pearson loss (only
-            with a ``peer``). Default: 1.
-        attention_grid: ``k``: attention maps are cut into ``k x k`` local
-            maps. Default: 2.
-        eval_every: measure agreement on ``val_data`` every this many epochs
-            (0: only after the last). Default: 1.
+    Stored in the checkpoint's JSON; a resumed run must use the same values.
 
     Examples::
 
         >>> DistillConfig(epochs=5, lr=1e-3).resolved_lr()
         0.001
+        >>> DistillConfig(optimizer="sgd").resolved_lr()
+        0.05
     """
 
-    epochs: int = 30
-    warmup_epochs: float = 1.0
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    jpeg_quality: int | list[int] | None = None
-    temperature: float = 4.0
-    alpha: float = 0.9
-    mutual_weight: float = 1.0
-    attention_weight: float = 1.0
-    attention_grid: int = 2
-    eval_every: int = 1
+    DEFAULT_LR: ClassVar[dict[str, float]] = {"adamw": 2e-3, "sgd": 0.05}
+    DEFAULT_WEIGHT_DECAY: ClassVar[dict[str, float]] = {"adamw": 0.05, "sgd": 5e-4}
+    #: What a fine-tuning run resolves unset settings to (measured: docs, "Fine-tuning").
+    FINETUNE: ClassVar[dict[str, Any]] = {
+        "lr": {"adamw": 2e-4, "sgd": 5e-3}, "warmup_epochs": 0.0, "freeze_backbone_epochs": 1}
+
+    epochs: int = _setting(30, "passes over the training data", _POSITIVE_INT)
+    warmup_epochs: float | None = _setting(
+        None, "linear warm-up in epochs, may be fractional; capped at a fifth of the run; "
+        "unset: 1 from scratch, 0 when fine-tuning", optional_check(check_number), type=float)
+    finetune: bool | None = _setting(
+        None, "fine-tuning defaults for a student that starts from trained weights: a tenth "
+        "of the from-scratch learning rate, no warm-up, and the backbone frozen (only the "
+        "attention blocks and head train) for the first epoch; explicit settings still win; "
+        "unset: on when the student was built from weights or loaded from a checkpoint",
+        optional_check(check_flag), boolean=True)
+    freeze_backbone_epochs: int | None = _setting(
+        None, "epochs at the start in which the backbone (stem and stages, batch-norm "
+        "statistics included) stays as it is and only the attention blocks and the head "
+        "train; unset: 1 when fine-tuning, else 0", optional_check(_INT),
+        type=int)
+    perturb_share: float = _setting(
+        0.0, "share of each batch replaced by partly removed copies (smooth or scattered masks "
+        "over the blurred image or zeros, as insertion, deletion and ROAD show the black "
+        "box), which the black box labels like any other view; 0 disables", _FRACTION)
+    perturb_masks: str = _setting("both", "mask kinds of those copies: 'smooth' (upsampled "
+                                  "grids), 'scattered' (single pixels) or 'both'",
+                                  one_of(PERTURB_CHOICES), choices=PERTURB_CHOICES)
+    perturb_substrates: str = _setting("both", "what their removed pixels become: 'blur', "
+                                       "'zero' or 'both'", one_of(SUBSTRATE_CHOICES),
+                                       choices=SUBSTRATE_CHOICES)
+    mixup: float = _setting(0.0, "mixup Beta parameter, 0 to disable", check_number)
+    cutmix: float = _setting(0.0, "CutMix Beta parameter, 0 to disable: a box from another "
+                            "image of the batch is pasted in and the black box labels the "
+                            "result; with mixup too, each batch gets one of the two",
+                            check_number)
+    jpeg_quality: int | list[int] | None = _setting(
+        None, "re-encode each augmented image as a JPEG of quality Q, or of one drawn per "
+        "image from LOW HIGH, before both models see it (for data that are JPEGs already)",
+        type=int, nargs="+", metavar="Q")
+    temperature: float = _setting(4.0, "distillation temperature T", _POSITIVE)
+    alpha: float = _setting(0.9, "weight of T^2 * KL(target || student) against (1 - alpha) "
+                           "* cross-entropy on hard labels", _FRACTION)
+    mutual_weight: float = _setting(1.0, "with a peer: weight of the mutual KL", check_number)
+    attention_weight: float = _setting(1.0, "with a peer: weight of the local-attention "
+                                      "Pearson loss", check_number)
+    attention_grid: int = _setting(2, "with a peer: attention maps are cut into a k x k grid "
+                                  "of local maps", _POSITIVE_INT)
+    eval_every: int = _setting(1, "measure agreement on the held-out data every N epochs "
+                              "(0: only after the last)", _INT)
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        _non_negative(self.mixup, "mixup")
-        _non_negative(self.cutmix, "cutmix")
         check_jpeg_quality(self.jpeg_quality)
         # One form per setting, as the checkpoint's JSON stores it: Q or [LOW, HIGH].
         if isinstance(self.jpeg_quality, (list, tuple)):
             low, high = self.jpeg_quality[0], self.jpeg_quality[-1]
             self.jpeg_quality = low if len(self.jpeg_quality) == 1 else [low, high]
-        _positive(self.temperature, "temperature")
-        _fraction(self.alpha, "alpha")
-        _non_negative(self.mutual_weight, "mutual_weight")
-        _non_negative(self.attention_weight, "attention_weight")
-        _positive(self.attention_grid, "attention_grid", integer=True)
-        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or (
-            self.eval_every < 0
-        ):
-            raise ValueError(f"`eval_every` must be an int >= 0; got {self.eval_every!r}")
+        super().__post_init__()
 
-    def resolved_lr(self) -> float:
-        """The peak learning rate, with ``lr=None`` resolved for the optimizer.
+    def resolved(self, pretrained: bool) -> DistillConfig:
+        """This config with every unset setting filled for a student that is or is not pretrained.
+
+        Args:
+            pretrained: whether the student starts from trained weights (its
+                ``pretrained`` attribute); used when ``finetune`` is unset.
 
         Returns:
-            ``lr`` if set, else 2e-3 for AdamW and 0.05 for SGD.
+            A copy with ``finetune``, ``lr``, ``warmup_epochs`` and
+            ``freeze_backbone_epochs`` set (explicit values are kept).
+
+        Examples::
+
+            >>> config = DistillConfig().resolved(pretrained=True)
+            >>> config.finetune, config.lr, config.warmup_epochs, config.freeze_backbone_epochs
+            (True, 0.0002, 0.0, 1)
+            >>> DistillConfig(lr=1e-3).resolved(pretrained=False).lr
+            0.001
         """
-        if self.lr is not None:
-            return self.lr
-        return 2e-3 if self.optimizer == "adamw" else 0.05
+        finetune = pretrained if self.finetune is None else self.finetune
+        base = self.FINETUNE if finetune else {
+            "lr": self.DEFAULT_LR, "warmup_epochs": 1.0, "freeze_backbone_epochs": 0}
+        lr = self.lr if self.lr is not None else base["lr"][self.optimizer]
+        return dataclasses.replace(
+            self, finetune=finetune, lr=lr,
+            warmup_epochs=_first_set(self.warmup_epochs, base["warmup_epochs"]),
+            freeze_backbone_epochs=_first_set(self.freeze_backbone_epochs,
+                                              base["freeze_backbone_epochs"]))
+
+
+def _first_set(value: Any, default: Any) -> Any:
+    """An explicit setting wins over the mode's default."""
+    return default if value is None else value
 
 
 @dataclass
 class ExplainerConfig(_Optimization):
     """Stage 2: training the explanation network on the frozen student (design 3.3).
 
-    Args:
-        epochs: passes over the training data. Default: 10.
-        optimizer, lr, weight_decay, momentum, warmup_epochs, grad_clip: as in
-            :class:`DistillConfig`; ``lr=None`` is 2e-3 for AdamW, 0.02 for SGD;
-            ``weight_decay=None`` is 1e-4 for AdamW, 5e-4 for SGD.
-        crop, padding, flip: augmentation; default a small pad-and-crop
-            (``padding=None`` is a sixteenth of the side) and flips.
-        preserve_weight: weight of the preserve term. Default: 1.
-        destroy_weight: weight of the destroy term. Default: 1.
-        area_weight: weight ``lambda_a`` of the area term. Default: 2.
-        area_target: fraction of the image a map should keep (the
-            extremal-perturbation area constraint, see
-            :func:`~captum_akd.distill.losses.area_loss`), or ``None`` for the
-            plain ``mean(M)`` penalty. Smaller values give tighter, more peaked
-            maps; use about the share of the image that the evidence covers.
-            Default: 0.1.
-        tv_weight: weight ``lambda_tv`` of the total variation. Default: 0.05.
-        other_class_fraction: share of samples explained for a class other
-            than the black box's prediction, so maps stay class-specific.
-            Default: 0.25.
-        other_class: which other class: ``"second"`` (the student's most
-            likely class after the prediction) or ``"random"``. Default: ``"second"``.
-        blur_kernel: Gaussian kernel of the blurred baseline ``b``. Default: 11.
-        blur_sigma: its standard deviation. Default: 5 (as the insertion metric).
+    Stored in the checkpoint's JSON; a resumed run must use the same values.
 
     Examples::
 
@@ -205,57 +303,44 @@ class ExplainerConfig(_Optimization):
         (0.02, 0.0005)
     """
 
-    epochs: int = 10
-    warmup_epochs: float = 0.5
-    preserve_weight: float = 1.0
-    destroy_weight: float = 1.0
-    area_weight: float = 2.0
-    area_target: float | None = 0.1
-    tv_weight: float = 0.05
-    other_class_fraction: float = 0.25
-    other_class: str = "second"
-    blur_kernel: int = 11
-    blur_sigma: float = 5.0
+    DEFAULT_LR: ClassVar[dict[str, float]] = {"adamw": 2e-3, "sgd": 0.02}
+    DEFAULT_WEIGHT_DECAY: ClassVar[dict[str, float]] = {"adamw": 1e-4, "sgd": 5e-4}
+
+    padding: int | None = _setting(None, "padding of the 'pad' crop; unset is a sixteenth of "
+                                  "the side", optional_check(_INT),
+                                  type=int)
+    preserve_weight: float = _setting(1.0, "weight of CE(student(M*x + (1-M)*b), c): the kept "
+                                     "pixels must carry the class", check_number)
+    destroy_weight: float = _setting(1.0, "weight of -log(1 - p(c | (1-M)*x + M*b)): removing "
+                                    "the map must kill the class", check_number)
+    area_weight: float = _setting(2.0, "weight of the area term", check_number)
+    area_target: float | None = _setting(
+        0.1, "share of the image a map should keep (smaller gives tighter, more peaked maps), "
+        "or none for the plain mean(M) penalty",
+        optional_check(check_open_fraction), type="optional_float",
+        metavar="FRACTION|none")
+    tv_weight: float = _setting(0.05, "weight of the total variation of M", check_number)
+    other_class_fraction: float = _setting(0.25, "share of images explained for a class other "
+                                          "than the black box's prediction, so maps stay "
+                                          "class-specific", _FRACTION)
+    other_class: str = _setting("second", "that other class: the student's second most likely "
+                               "('second') or a random one ('random')",
+                               one_of(OTHER_CLASS_MODES), choices=OTHER_CLASS_MODES)
+    blur_kernel: int = _setting(11, "Gaussian kernel of the blurred image b that removed pixels "
+                               "are replaced with (odd)", _POSITIVE_INT)
+    blur_sigma: float = _setting(5.0, "standard deviation of that blur (5: as the insertion "
+                                "metric)", _POSITIVE)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("preserve_weight", "destroy_weight", "area_weight", "tv_weight"):
-            _non_negative(getattr(self, name), name)
-        if self.area_target is not None:
-            _fraction(self.area_target, "area_target", open_low=True)
-        _fraction(self.other_class_fraction, "other_class_fraction")
-        if self.other_class not in OTHER_CLASS_MODES:
-            raise ValueError(
-                f"`other_class` must be one of {OTHER_CLASS_MODES}; got {self.other_class!r}"
-            )
-        if not isinstance(self.blur_kernel, int) or self.blur_kernel < 1 or (
-            self.blur_kernel % 2 == 0
-        ):
+        if self.blur_kernel % 2 == 0:
             raise ValueError(f"`blur_kernel` must be a positive odd int; got {self.blur_kernel!r}")
-        _positive(self.blur_sigma, "blur_sigma")
-
-    def resolved_lr(self) -> float:
-        """The peak learning rate, with ``lr=None`` resolved for the optimizer.
-
-        Returns:
-            ``lr`` if set, else 2e-3 for AdamW and 0.02 for SGD.
-        """
-        if self.lr is not None:
-            return self.lr
-        return 2e-3 if self.optimizer == "adamw" else 0.02
-
-    def resolved_weight_decay(self) -> float:
-        """The weight decay, with ``weight_decay=None`` resolved for the optimizer.
-
-        Returns:
-            ``weight_decay`` if set, else 1e-4 for AdamW and 5e-4 for SGD.
-        """
-        if self.weight_decay is not None:
-            return self.weight_decay
-        return 1e-4 if self.optimizer == "adamw" else 5e-4
 
 
-ConfigT = TypeVar("ConfigT", DistillConfig, ExplainerConfig)
+for _cls in (RunConfig, DistillConfig, ExplainerConfig):
+    _cls.__doc__ += _describe(_cls)
+
+ConfigT = TypeVar("ConfigT", RunConfig, DistillConfig, ExplainerConfig)
 
 
 def resolve_config(
@@ -264,7 +349,7 @@ def resolve_config(
     """Build a config from a config object or dict plus keyword overrides.
 
     Args:
-        cls: :class:`DistillConfig` or :class:`ExplainerConfig`.
+        cls: :class:`RunConfig`, :class:`DistillConfig` or :class:`ExplainerConfig`.
         config: an instance of ``cls``, a dict of its fields, or ``None`` for
             the defaults.
         overrides: fields that replace those of ``config``.
@@ -275,11 +360,10 @@ def resolve_config(
     Raises:
         TypeError: for a ``config`` of another type, or an unknown field
             (the message lists the valid ones).
-        ValueError: for an invalid value (from the config's own checks).
+        ValueError: for an invalid value (from the field's own check).
 
     Examples::
 
-        >>> from captum_akd.distill.config import DistillConfig, resolve_config
         >>> config = resolve_config(DistillConfig, {"epochs": 5}, {"lr": 1e-3})
         >>> config.epochs, config.lr
         (5, 0.001)
@@ -287,18 +371,18 @@ def resolve_config(
     if config is None:
         base: dict[str, Any] = {}
     elif isinstance(config, cls):
-        base = config.to_dict()
+        base = {f.name: getattr(config, f.name) for f in dataclasses.fields(cls)}
     elif isinstance(config, Mapping):
         base = dict(config)
     else:
         raise TypeError(
             f"`config` must be a {cls.__name__}, a dict or None; got {type(config).__name__}"
         )
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted((set(base) | set(overrides)) - fields)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted((set(base) | set(overrides)) - names)
     if unknown:
         raise TypeError(
-            f"unknown {cls.__name__} option(s) {unknown}; valid options: {sorted(fields)}"
+            f"unknown {cls.__name__} option(s) {unknown}; valid options: {sorted(names)}"
         )
     base.update(overrides)
     return cls(**base)

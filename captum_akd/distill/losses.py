@@ -21,8 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-NO_LABEL = -1
-
 
 def hard_labels(labels: Tensor, teacher_logits: Tensor) -> Tensor:
     """Ground-truth labels where known, else the black box's prediction.

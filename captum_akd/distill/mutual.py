@@ -13,10 +13,9 @@ import math
 from collections.abc import Sequence
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from captum_akd.distill.losses import distillation_kl
-from captum_akd.models import AttentiveStudent
 
 
 def grid_cells(maps: Tensor, grid: int) -> Tensor:
@@ -134,83 +133,3 @@ def mutual_kl(logits_a: Tensor, logits_b: Tensor, temperature: float) -> Tensor:
     return distillation_kl(logits_a, logits_b, temperature) + distillation_kl(
         logits_b, logits_a, temperature
     )
-
-
-class StudentPair(nn.Module):
-    """Two students run on the same batch (one module, so DDP syncs both).
-
-    Args:
-        student: the student being distilled (the one kept).
-        peer: the second student, with as many stages and classes.
-
-    Shape:
-        ``N x C x H x W`` to ``(logits_a, logits_b, attention_a, attention_b)``.
-
-    Examples::
-
-        >>> from captum_akd.distill.mutual import StudentPair
-        >>> from captum_akd.models import cifar_resnet_student
-        >>> pair = StudentPair(cifar_resnet_student(depth=8), cifar_resnet_student(depth=14))
-        >>> logits_a, logits_b, attention_a, attention_b = pair(torch.randn(2, 3, 16, 16))
-        >>> logits_a.shape, [tuple(a.shape) for a in attention_b]
-        (torch.Size([2, 10]), [(2, 1, 16, 16), (2, 1, 8, 8), (2, 1, 4, 4)])
-    """
-
-    def __init__(self, student: AttentiveStudent, peer: AttentiveStudent) -> None:
-        super().__init__()
-        self.student = student
-        self.peer = peer
-
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, list[Tensor], list[Tensor]]:
-        """Run both students on ``images``.
-
-        Args:
-            images: ``N x C x H x W`` images.
-
-        Returns:
-            ``(logits_a, logits_b, attention_a, attention_b)``: each student's
-            ``N x K`` logits and its list of ``N x 1 x h_l x w_l`` spatial
-            attention maps, one per stage (shallow to deep).
-        """
-        out_a = self.student.forward_features(images)
-        out_b = self.peer.forward_features(images)
-        return out_a.logits, out_b.logits, out_a.attention, out_b.attention
-
-
-def check_peer(student: AttentiveStudent, peer: AttentiveStudent) -> None:
-    """Raise unless ``peer`` can be trained with ``student`` by mutual transfer.
-
-    Args:
-        student: the student being distilled.
-        peer: the proposed second student.
-
-    Raises:
-        TypeError: if ``peer`` is not an
-            :class:`~captum_akd.models.AttentiveStudent`.
-        ValueError: if ``peer`` is ``student`` itself, or has another number
-            of classes or of stages.
-
-    Examples::
-
-        >>> from captum_akd.distill.mutual import check_peer
-        >>> from captum_akd.models import cifar_resnet_student
-        >>> student = cifar_resnet_student(depth=8)
-        >>> check_peer(student, cifar_resnet_student(depth=14))
-        >>> check_peer(student, student)
-        Traceback (most recent call last):
-        ...
-        ValueError: `peer` must be a second student, not `student` itself
-    """
-    if not isinstance(peer, AttentiveStudent):
-        raise TypeError(f"`peer` must be an AttentiveStudent; got {type(peer).__name__}")
-    if peer is student:
-        raise ValueError("`peer` must be a second student, not `student` itself")
-    if peer.num_classes != student.num_classes:
-        raise ValueError(
-            f"`peer` has {peer.num_classes} classes but `student` has {student.num_classes}"
-        )
-    if len(peer.stage_channels) != len(student.stage_channels):
-        raise ValueError(
-            f"`peer` has {len(peer.stage_channels)} stages but `student` has "
-            f"{len(student.stage_channels)}; mutual transfer pairs the stages one to one"
-        )

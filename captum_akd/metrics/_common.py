@@ -35,7 +35,12 @@ def warn_if_training(model: Any, name: str = "model") -> None:
         >>> from captum_akd.metrics._common import warn_if_training
         >>> net = torch.nn.Linear(4, 2)
         >>> warn_if_training(net.eval())   # silent
-        >>> warn_if_training(net.train())  # UserWarning: `model` is in training mode; ...
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_if_training(net.train())
+        >>> caught[0].category.__name__, str(caught[0].message)
+        ('UserWarning', '`model` is in training mode; call `model.eval()` first ...')
     """
     if isinstance(model, torch.nn.Module) and model.training:
         warnings.warn(

@@ -43,9 +43,13 @@ class ConfidenceResult:
 
     Examples::
 
-        >>> result = confidence_change(model.eval(), images, maps)
-        >>> result.average_drop, result.increase_in_confidence, result.drops.shape
-        (23.4, 31.0, torch.Size([N]))
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 3)).eval()
+        >>> images, maps = torch.rand(4, 3, 8, 8), torch.rand(4, 1, 8, 8)
+        >>> result = confidence_change(model, images, maps)
+        >>> round(result.average_drop, 1), result.increase_in_confidence, result.drops.shape
+        (7.9, 25.0, torch.Size([4]))
+        >>> int((result.masked_scores > result.original_scores).sum())  # 1 of 4 images
+        1
     """
 
     average_drop: float
@@ -97,8 +101,14 @@ def confidence_change(
     Examples::
 
         >>> from captum_akd.metrics import confidence_change
-        >>> result = confidence_change(model.eval(), images, maps)
-        >>> result.average_drop, result.increase_in_confidence
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 3)).eval()
+        >>> images, maps = torch.rand(4, 3, 8, 8), torch.rand(4, 1, 8, 8)
+        >>> result = confidence_change(model, images, maps)
+        >>> round(result.average_drop, 1), result.increase_in_confidence
+        (7.9, 25.0)
+        >>> keep_all = confidence_change(model, images, torch.ones(4, 1, 8, 8), normalize=False)
+        >>> keep_all.average_drop, keep_all.increase_in_confidence   # nothing changes
+        (0.0, 0.0)
     """
     images, _ = format_image_inputs(inputs)
     maps = check_saliency(upsample_to_inputs(saliency, images), images)
@@ -154,8 +164,10 @@ def average_drop(
     Examples::
 
         >>> from captum_akd.metrics import average_drop
-        >>> average_drop(model.eval(), images, maps)
-        23.4
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 3)).eval()
+        >>> images, maps = torch.rand(4, 3, 8, 8), torch.rand(4, 1, 8, 8)
+        >>> round(average_drop(model, images, maps), 1)
+        7.9
     """
     return confidence_change(model, inputs, saliency, target, normalize, batch_size).average_drop
 
@@ -186,8 +198,10 @@ def increase_in_confidence(
     Examples::
 
         >>> from captum_akd.metrics import increase_in_confidence
-        >>> increase_in_confidence(model.eval(), images, maps)
-        31.0
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 3)).eval()
+        >>> images, maps = torch.rand(4, 3, 8, 8), torch.rand(4, 1, 8, 8)
+        >>> increase_in_confidence(model, images, maps)   # 1 image of 4
+        25.0
     """
     return confidence_change(
         model, inputs, saliency, target, normalize, batch_size

@@ -43,8 +43,17 @@ def pointing_game(
     Examples::
 
         >>> from captum_akd.metrics import pointing_game
-        >>> hits = pointing_game(maps, part_masks)      # both N x 1 x 32 x 32
-        >>> hits.float().mean()
+        >>> masks = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
+        >>> masks[:, :, 8:16, 8:16] = True              # the part, rows/cols 8-15
+        >>> maps = torch.zeros(2, 1, 32, 32)
+        >>> maps[0, 0, 10, 12] = 1.0                    # inside the part
+        >>> maps[1, 0, 30, 30] = 1.0                    # far from it
+        >>> hits = pointing_game(maps, masks)           # radius 15 * 32 / 224, ~2.1 px
+        >>> hits, hits.float().mean()
+        (tensor([ True, False]), tensor(0.5000))
+        >>> maps[1, 0, 30, 30], maps[1, 0, 16, 16] = 0.0, 1.0   # 1.4 px off the corner
+        >>> pointing_game(maps, masks), pointing_game(maps, masks, tolerance=0)
+        (tensor([True, True]), tensor([ True, False]))
     """
     if (
         isinstance(tolerance, bool)
@@ -95,7 +104,14 @@ def energy_pointing_game(saliency: Tensor, masks: Tensor, normalize: bool = Fals
     Examples::
 
         >>> from captum_akd.metrics import energy_pointing_game
-        >>> energy_pointing_game(maps, part_masks).mean()
+        >>> masks = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+        >>> masks[..., :4] = True                         # the left half
+        >>> maps = torch.full((1, 1, 8, 8), 0.5)
+        >>> maps[..., :4] = 1.0                           # 1 inside, 0.5 outside
+        >>> energy_pointing_game(maps, masks)             # 32 / (32 + 16)
+        tensor([0.6667])
+        >>> energy_pointing_game(maps, masks, normalize=True)   # the floor removed
+        tensor([1.])
     """
     maps = format_maps(saliency, "saliency")
     inside = format_masks(masks, maps)

@@ -45,10 +45,17 @@ class SanityCheckResult:
 
     Examples::
 
+        >>> from captum_akd.baselines import GradCAM
+        >>> from captum_akd.zoo import CifarResNet
+        >>> model = CifarResNet(depth=8, num_classes=3).eval()
+        >>> images = torch.randn(4, 3, 16, 16)
+        >>> # A method compared with itself: every map keeps its ranks (fails the test).
         >>> result = sanity_check(GradCAM(model, model.layer3),
-        ...                       GradCAM(random_model, random_model.layer3), images)
-        >>> result.correlations.shape, result.mean
-        (torch.Size([N]), 0.04)
+        ...                       GradCAM(model, model.layer3), images)
+        >>> result.correlations, result.mean
+        (tensor([1., 1., 1., 1.], dtype=torch.float64), 1.0)
+        >>> result.original_maps.shape, result.target.shape
+        (torch.Size([4, 1, 16, 16]), torch.Size([4]))
     """
 
     correlations: Tensor
@@ -162,8 +169,17 @@ def randomize_model(
     Examples::
 
         >>> from captum_akd.metrics import randomize_model
+        >>> from captum_akd.zoo import CifarResNet
+        >>> model = CifarResNet(depth=8, num_classes=3).eval()
         >>> random_model = randomize_model(model, seed=0)
-        >>> head_only = randomize_model(model, seed=0, modules=["fc"])
+        >>> torch.equal(random_model.conv1.weight, model.conv1.weight), random_model.training
+        (False, False)
+        >>> torch.equal(random_model.conv1.weight, randomize_model(model, seed=0).conv1.weight)
+        True
+        >>> head_only = randomize_model(model, seed=0, modules=["linear"])
+        >>> (torch.equal(head_only.conv1.weight, model.conv1.weight),
+        ...  torch.equal(head_only.linear.weight, model.linear.weight))
+        (True, False)
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module; got {type(model).__name__}")
@@ -258,10 +274,17 @@ def sanity_check(
 
         >>> from captum_akd.baselines import GradCAM
         >>> from captum_akd.metrics import randomize_model, sanity_check
+        >>> from captum_akd.zoo import CifarResNet
+        >>> model = CifarResNet(depth=8, num_classes=3).eval()
         >>> random_model = randomize_model(model, seed=0).eval()
+        >>> images = torch.randn(4, 3, 16, 16)
         >>> result = sanity_check(GradCAM(model, model.layer3),
         ...                       GradCAM(random_model, random_model.layer3), images)
-        >>> result.mean            # near 0 passes, near 1 fails
+        >>> result.correlations.shape, bool(result.correlations.abs().max() <= 1)
+        (torch.Size([4]), True)
+        >>> # result.mean: near 0 passes, near 1 fails; the target is the original's class
+        >>> torch.equal(result.target, model(images).argmax(dim=1))
+        True
     """
     images, _ = format_image_inputs(inputs)
     check_positive_int(batch_size, "batch_size", allow_none=True)

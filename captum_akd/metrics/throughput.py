@@ -29,8 +29,14 @@ class ThroughputResult:
 
     Examples::
 
-        >>> result = throughput(attr, images, batch_size=64)
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 3)).eval()
+        >>> result = throughput(model, torch.rand(8, 3, 8, 8), batch_size=4, repeats=3)
+        >>> result.n_images, result.batch_size, len(result.timings), result.device_name
+        (8, 4, 3, 'cpu')
         >>> f"{result.images_per_second:.0f} images/s on {result.device_name}"
+        '... images/s on cpu'
+        >>> result.images_per_second == result.n_images / result.seconds
+        True
     """
 
     images_per_second: float
@@ -87,9 +93,17 @@ def throughput(
 
     Examples::
 
+        >>> from captum_akd.baselines import RISE
         >>> from captum_akd.metrics import throughput
-        >>> throughput(model.eval(), images, batch_size=64).images_per_second
-        >>> throughput(RISE(model), images, batch_size=64).images_per_second
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 3)).eval()
+        >>> images = torch.rand(8, 3, 8, 8)
+        >>> reference = throughput(model, images, batch_size=4)   # plain inference
+        >>> rise = throughput(RISE(model, n_masks=16), images, target=[0, 1] * 4,
+        ...                   batch_size=4, warmup=1, repeats=1)
+        >>> rise.n_images, rise.device, len(rise.timings), rise.images_per_second > 0
+        (8, 'cpu', 1, True)
+        >>> rise.threads == torch.get_num_threads()
+        True
     """
     images, _ = format_image_inputs(inputs)
     check_positive_int(batch_size, "batch_size", allow_none=True)

@@ -7,6 +7,9 @@ checkpoint can rebuild the same network (see :mod:`captum_akd.checkpoint`).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -86,6 +89,7 @@ def cifar_resnet_student(
     )
     if backbone.linear.out_features == num_classes:
         student.fc.load_state_dict(backbone.linear.state_dict())
+    student.pretrained = backbone_weights is not None
     return student
 
 
@@ -140,10 +144,12 @@ def resnet_student(
     )
     if backbone.fc.out_features == num_classes:
         student.fc.load_state_dict(backbone.fc.state_dict())
+    student.pretrained = weights is not None
     return student
 
 
 def _load_torchvision_weights(model: nn.Module, path: str | os.PathLike, arch: str) -> None:
+    """Fill a torchvision ResNet from a user's file without unpickling arbitrary objects."""
     import torch
     from safetensors.torch import load_file
 
@@ -188,9 +194,11 @@ def efficientnet_lite_student(
 
     Examples::
 
-        >>> student = efficientnet_lite_student(num_classes=1000, pretrained=True)
-        >>> student(torch.randn(1, 3, 224, 224)).shape
-        torch.Size([1, 1000])
+        >>> student = efficientnet_lite_student(num_classes=5).eval()
+        >>> student.stage_channels, student.min_input_size
+        ([16, 24, 40, 112, 1280], 32)
+        >>> student(torch.randn(1, 3, 32, 32)).shape
+        torch.Size([1, 5])
     """
     try:
         from efficientnet_lite_pytorch import EfficientNet
@@ -239,4 +247,107 @@ def efficientnet_lite_student(
     )
     if net._fc.out_features == num_classes:
         student.fc.load_state_dict(net._fc.state_dict())
+    student.pretrained = pretrained
     return student
+
+
+@dataclass(frozen=True)
+class StudentArch:
+    """How one ``--student`` architecture name is built.
+
+    Args:
+        builder: the builder function (one of this module's ``*_student``).
+        kwargs: the builder's fixed keyword arguments for this architecture
+            (``{"depth": 20}`` for ``"cifar-resnet20"``).
+        weights_keyword: the builder's keyword that receives starting
+            weights (a path, or a flag for a pretrained backbone).
+        weights_flag: ``weights_keyword`` takes ``True`` when the user says
+            ``"pretrained"`` rather than a path.
+
+    Examples::
+
+        >>> arch = STUDENT_ARCHS["cifar-resnet20"]
+        >>> arch.builder.__name__, dict(arch.kwargs), arch.weights_keyword
+        ('cifar_resnet_student', {'depth': 20}, 'backbone_weights')
+    """
+
+    builder: Callable[..., AttentiveStudent]
+    kwargs: Mapping[str, Any]
+    weights_keyword: str
+    weights_flag: bool = False
+
+
+#: Every student architecture the CLI offers: name -> builder and fixed arguments.
+STUDENT_ARCHS: dict[str, StudentArch] = {
+    **{f"cifar-resnet{d}": StudentArch(cifar_resnet_student, {"depth": d}, "backbone_weights")
+       for d in (8, 14, 20, 32, 44, 56)},
+    **{arch: StudentArch(resnet_student, {"arch": arch}, "weights") for arch in RESNET_ARCHS},
+    "efficientnet-lite0": StudentArch(
+        efficientnet_lite_student, {"variant": "efficientnet-lite0"}, "pretrained",
+        weights_flag=True),
+}
+
+#: Builder name (as recorded in ``student.config["builder"]``) -> builder; the
+#: only functions a checkpoint may name.
+STUDENT_BUILDERS: dict[str, Callable[..., AttentiveStudent]] = {
+    arch.builder.__name__: arch.builder for arch in STUDENT_ARCHS.values()
+}
+
+#: Builder name -> its keyword for starting weights, which a checkpoint never
+#: needs (it carries its own weights).
+STUDENT_WEIGHTS_KEYWORDS: dict[str, str] = {
+    arch.builder.__name__: arch.weights_keyword for arch in STUDENT_ARCHS.values()
+}
+
+
+def build_student(
+    name: str,
+    num_classes: int,
+    weights: str | os.PathLike | None = None,
+    **kwargs: Any,
+) -> AttentiveStudent:
+    """Build the student architecture ``name`` with ``num_classes`` outputs.
+
+    Args:
+        name: a key of :data:`STUDENT_ARCHS` (``"cifar-resnet20"``,
+            ``"resnet18"``, ``"efficientnet-lite0"``, ...).
+        num_classes: the black box's number of classes ``K``.
+        weights: backbone weights to start from: a CIFAR ResNet safetensors
+            file of the same depth, a torchvision ResNet state dict,
+            ``"pretrained"`` for EfficientNet-Lite0, or ``None`` for a random
+            initialisation.
+        **kwargs: further keyword arguments of the builder (e.g.
+            ``stem_stride=2`` or ``identity_init=True``); they override the
+            architecture's fixed ones.
+
+    Returns:
+        An :class:`~captum_akd.models.AttentiveStudent` mapping ``N x 3 x H x W``
+        images to ``N x num_classes`` logits.
+
+    Raises:
+        ValueError: for an unknown ``name``, or weights other than
+            ``"pretrained"`` (or ``None``) for an architecture that only has
+            pretrained weights.
+
+    Examples::
+
+        >>> from captum_akd.models import build_student
+        >>> student = build_student("cifar-resnet8", 10)
+        >>> type(student).__name__, student.num_classes
+        ('AttentiveStudent', 10)
+        >>> student.config["kwargs"]["depth"]
+        8
+    """
+    arch = STUDENT_ARCHS.get(name)
+    if arch is None:
+        raise ValueError(
+            f"`name` must be one of {', '.join(STUDENT_ARCHS)}; got {name!r}"
+        )
+    chosen: dict[str, Any] = {**arch.kwargs, "num_classes": num_classes, **kwargs}
+    if arch.weights_flag:
+        if weights not in (None, "pretrained"):
+            raise ValueError(f"{name} takes --student-weights pretrained or nothing")
+        chosen[arch.weights_keyword] = weights == "pretrained"
+    else:
+        chosen[arch.weights_keyword] = weights
+    return arch.builder(**chosen)

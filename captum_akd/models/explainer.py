@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from captum_akd.models.student import AttentiveStudent, StudentOutput
+from captum_akd.models.student import AttentiveStudent
 
 
 def _conv_bn_relu(in_ch: int, out_ch: int) -> nn.Sequential:
@@ -73,10 +73,11 @@ class ExplanationNet(nn.Module):
             levels cheap.
 
     Shape:
-        ``forward(student_output, labels, input_size)``: features as in
-        :class:`~captum_akd.models.StudentOutput` for ``N`` images, ``N``
-        class indices, and the ``(H, W)`` to return; output ``N x 1 x H x W``
-        in [0, 1].
+        ``forward(features, attention, cam, class_vectors, input_size)``:
+        the per-stage features and attention maps of
+        :class:`~captum_akd.models.StudentOutput` for ``N`` images, their
+        ``N x 1 x h_L x w_L`` class activation maps, ``N x C_L`` class vectors
+        and the ``(H, W)`` to return; output ``N x 1 x H x W`` in [0, 1].
 
     Examples::
 
@@ -127,23 +128,33 @@ class ExplanationNet(nn.Module):
 
         Examples::
 
-            >>> explainer = ExplanationNet.for_student(cifar_resnet_student(depth=20))
-            >>> explainer.stage_channels
-            [16, 32, 64]
+            >>> from captum_akd.models import cifar_resnet_student
+            >>> explainer = ExplanationNet.for_student(cifar_resnet_student(depth=8))
+            >>> explainer.stage_channels, explainer.class_dim, explainer.level_widths
+            ([16, 32, 64], 64, [16, 32, 64])
         """
         return cls(student.stage_channels, student.stage_channels[-1], width)
 
     def forward(
         self,
-        output: StudentOutput,
+        features: Sequence[Tensor],
+        attention: Sequence[Tensor],
         cam: Tensor,
         class_vectors: Tensor,
         input_size: tuple[int, int],
     ) -> Tensor:
         """Decode one map per image.
 
+        Plain tensors in and out, so :class:`~torch.nn.parallel.DistributedDataParallel`
+        wraps this network as it is.
+
         Args:
-            output: the student's features and attention for ``N`` images.
+            features: the student's attended features ``F_l``, one
+                ``N x C_l x h_l x w_l`` tensor per stage, shallow to deep
+                (:attr:`~captum_akd.models.StudentOutput.features`).
+            attention: its spatial attention maps ``A_l``, one
+                ``N x 1 x h_l x w_l`` tensor per stage
+                (:attr:`~captum_akd.models.StudentOutput.attention`).
             cam: ``N x 1 x h_L x w_L`` class activation maps (any scale; they
                 are standardised per image here).
             class_vectors: ``N x C_L`` classifier weight rows of the classes.
@@ -160,9 +171,7 @@ class ExplanationNet(nn.Module):
         films = films.split([2 * w for w in self.level_widths], dim=1)
         state = None
         for i in reversed(range(len(self.levels))):
-            state = self.levels[i](
-                output.features[i], output.attention[i], cam, films[i], state
-            )
+            state = self.levels[i](features[i], attention[i], cam, films[i], state)
         logits = self.head(state)
         logits = F.interpolate(logits, size=input_size, mode="bilinear", align_corners=False)
         return torch.sigmoid(logits)
@@ -183,9 +192,16 @@ class ExplanationNet(nn.Module):
 
         Examples::
 
+            >>> from captum_akd.models import cifar_resnet_student
+            >>> student = cifar_resnet_student(depth=8, num_classes=3).eval()
+            >>> explainer = ExplanationNet.for_student(student).eval()
             >>> with torch.no_grad():
-            ...     maps = explainer.explain(student.eval(), images, torch.tensor([3, 5]))
+            ...     maps = explainer.explain(student, torch.randn(2, 3, 16, 16),
+            ...                              torch.tensor([0, 2]))
+            >>> maps.shape, bool(maps.min() >= 0), bool(maps.max() <= 1)
+            (torch.Size([2, 1, 16, 16]), True, True)
         """
         output = student.forward_features(images)
         cam = student.class_activation_map(output.features[-1], labels)
-        return self(output, cam, student.fc.weight[labels], tuple(images.shape[-2:]))
+        return self(output.features, output.attention, cam, student.fc.weight[labels],
+                    tuple(images.shape[-2:]))

@@ -27,9 +27,11 @@ class StudentOutput:
 
     Examples::
 
-        >>> out = student.forward_features(torch.randn(2, 3, 32, 32))
-        >>> out.logits.shape, len(out.features) == len(out.attention)
-        (torch.Size([2, 10]), True)
+        >>> from captum_akd.models import cifar_resnet_student
+        >>> student = cifar_resnet_student(depth=8, num_classes=3)
+        >>> out = student.forward_features(torch.randn(2, 3, 16, 16))
+        >>> out.logits.shape, out.pooled.shape, len(out.features) == len(out.attention)
+        (torch.Size([2, 3]), torch.Size([2, 64]), True)
     """
 
     logits: Tensor
@@ -110,6 +112,8 @@ class AttentiveStudent(nn.Module):
         self.in_channels = in_channels
         self.min_input_size = min_input_size
         self.config = dict(config or {})
+        # Set by the builders and checkpoint loading: distillation then fine-tunes.
+        self.pretrained = False
 
     def forward_features(self, x: Tensor) -> StudentOutput:
         """Logits plus every stage's attended features and attention map.
@@ -126,9 +130,11 @@ class AttentiveStudent(nn.Module):
 
         Examples::
 
-            >>> out = student.forward_features(torch.randn(2, 3, 32, 32))
+            >>> from captum_akd.models import cifar_resnet_student
+            >>> student = cifar_resnet_student(depth=8, num_classes=3)
+            >>> out = student.forward_features(torch.randn(2, 3, 16, 16))
             >>> [tuple(a.shape) for a in out.attention]
-            [(2, 1, 32, 32), (2, 1, 16, 16), (2, 1, 8, 8)]
+            [(2, 1, 16, 16), (2, 1, 8, 8), (2, 1, 4, 4)]
         """
         features, attention = [], []
         out = self.stem(x)
@@ -164,10 +170,16 @@ class AttentiveStudent(nn.Module):
 
         Examples::
 
-            >>> out = student.forward_features(images)
-            >>> cam = student.class_activation_map(out.features[-1], torch.tensor([3, 5]))
+            >>> from captum_akd.models import cifar_resnet_student
+            >>> student = cifar_resnet_student(depth=8, num_classes=3).eval()
+            >>> out = student.forward_features(torch.randn(2, 3, 16, 16))
+            >>> labels = torch.tensor([0, 2])
+            >>> cam = student.class_activation_map(out.features[-1], labels)
             >>> cam.shape                                   # the deepest stage's size
-            torch.Size([2, 1, 8, 8])
+            torch.Size([2, 1, 4, 4])
+            >>> logit = out.logits[[0, 1], labels] - student.fc.bias[labels]
+            >>> torch.allclose(cam.mean(dim=(1, 2, 3)), logit, atol=1e-5)
+            True
         """
         weights = self.fc.weight[labels]  # N x C_L
         return (weights[:, :, None, None] * deepest).sum(dim=1, keepdim=True)

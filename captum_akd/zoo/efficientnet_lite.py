@@ -70,9 +70,12 @@ def efficientnet_lite0_target(weights_path: str | os.PathLike | None = None) -> 
         >>> from PIL import Image
         >>> from captum_akd.zoo import efficientnet_lite0_target, efficientnet_lite_preprocess
         >>> model = efficientnet_lite0_target()
-        >>> x = efficientnet_lite_preprocess(Image.open("n01440764_tench.JPEG")).unsqueeze(0)
-        >>> model(x).shape
-        torch.Size([1, 1000])
+        >>> photo = Image.open("../shared/data/imagenet-sample/n01440764_tench.JPEG")
+        >>> x = efficientnet_lite_preprocess(photo).unsqueeze(0)
+        >>> with torch.no_grad():
+        ...     logits = model(x)
+        >>> logits.shape, logits.argmax(dim=1).item()       # ImageNet class 0, tench
+        (torch.Size([1, 1000]), 0)
     """
     try:
         from efficientnet_lite_pytorch import EfficientNet
@@ -120,9 +123,12 @@ def efficientnet_lite_preprocess(
 
     Examples::
 
-        >>> x = efficientnet_lite_preprocess(Image.open("photo.jpg"))
-        >>> x.shape
-        torch.Size([3, 224, 224])
+        >>> photo = Image.new("RGB", (320, 240), (255, 0, 127))
+        >>> x = efficientnet_lite_preprocess(photo)
+        >>> x.shape, x.dtype
+        (torch.Size([3, 224, 224]), torch.float32)
+        >>> x[:, 0, 0].tolist()                 # (pixel - 127) / 128
+        [1.0, -0.9921875, 0.0]
     """
     if not isinstance(image, Image.Image):
         raise TypeError(f"`image` must be a PIL.Image.Image; got {type(image).__name__}")
@@ -169,6 +175,12 @@ def efficientnet_lite_unnormalize(images: Tensor) -> Tensor:
 
     Examples::
 
+        >>> images = efficientnet_lite_normalize(torch.rand(2, 3, 8, 8))
         >>> rgb = efficientnet_lite_unnormalize(images)[0].permute(1, 2, 0).numpy()
+        >>> rgb.shape, bool(rgb.min() >= 0), bool(rgb.max() <= 1)
+        ((8, 8, 3), True, True)
+        >>> torch.allclose(efficientnet_lite_unnormalize(efficientnet_lite_normalize(
+        ...     torch.full((3, 2, 2), 0.25))), torch.full((3, 2, 2), 0.25))
+        True
     """
     return ((images * _STD + _MEAN) / 255.0).clamp(0.0, 1.0)

@@ -1,0 +1,265 @@
+"""The evaluation protocol of design 5: controls, intervals, the ceiling and black-box queries.
+
+Tiny models on 16 x 16 images, a few masks: the numbers mean nothing, what is
+checked is what every table and figure is built from.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+from torch import nn
+
+from captum_akd import AttentiveDistillationAttribution
+from captum_akd.baselines import RISE, GradCAM, LimeImage
+from captum_akd.blackbox import CountingBlackBox
+from captum_akd.evaluation import (
+    AKD_LABEL,
+    CONTROL_LABELS,
+    RISE_LABEL,
+    RISE_STUDENT_LABEL,
+    Comparison,
+    MethodResult,
+    break_even,
+    build_methods,
+    compare_methods,
+    paired_differences,
+    paired_goal,
+    query_accounting,
+    surrogate_ceiling,
+)
+from captum_akd.metrics import CausalMetricResult, ThroughputResult
+from captum_akd.models import ExplanationNet, cifar_resnet_student
+from captum_akd.report import (
+    comparison_to_dict,
+    goals_table,
+    markdown_table,
+    paired_table,
+    queries_table,
+    save_curves,
+    save_maps_grid,
+)
+
+
+def black_box() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                         nn.Flatten(), nn.Linear(32, 4)).eval()
+
+
+@pytest.fixture(scope="module")
+def setting():
+    """A black box, an untrained AKD, the methods on a counted black box and a comparison."""
+    model = black_box()
+    counted = CountingBlackBox(model)
+    torch.manual_seed(1)
+    student = cifar_resnet_student(depth=8, num_classes=4).eval()
+    attr = AttentiveDistillationAttribution(counted, student,
+                                            ExplanationNet.for_student(student, width=8))
+    methods = build_methods(counted, attr, model[0], ["akd", "gradcam", "rise", "rise-student"],
+                            rise_masks=24, rise_grid=2, seed=0)
+    images = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    comparison = compare_methods(model, methods, images, step=64, batch_size=8,
+                                 method_images={RISE_STUDENT_LABEL: 4}, road_images=3,
+                                 counter=counted, progress=False)
+    return model, counted, attr, methods, images, comparison
+
+
+def scored(name: str, insertion: list[float], deletion: list[float]) -> MethodResult:
+    """A method's result from hand-made per-image scores (the other metrics constant)."""
+    n = len(insertion)
+
+    def causal(kind: str, auc: list[float]) -> CausalMetricResult:
+        values = torch.tensor(auc)
+        return CausalMetricResult(kind, values[:, None].repeat(1, 2), values,
+                                  float(values.mean()), 1, 1, torch.zeros(n, dtype=torch.long))
+
+    speed = ThroughputResult(1.0, 1.0, n, 1, 1, "cpu", "cpu", [1.0])
+    return MethodResult(name, torch.zeros(n, 1, 2, 2), causal("insertion", insertion),
+                        causal("deletion", deletion), torch.zeros(n), 0.0, 0.0, torch.zeros(n),
+                        None, None, speed, 0.0)
+
+
+# ------------------------------------------------------------------ controls
+
+
+def test_control_rows_are_built_scored_and_marked(setting, tmp_path):
+    *_, images, comparison = setting
+    controls = [r for r in comparison.methods if r.control]
+    assert [r.name for r in controls] == list(CONTROL_LABELS.values())
+    assert not any(r.control for r in comparison.methods if r.name not in CONTROL_LABELS.values())
+    for result in controls:
+        assert result.insertion.auc.shape == (6,) and result.road.combined.shape == (3,)
+        assert result.black_box_images == 0  # a control never calls the model
+    table = markdown_table(comparison, n_resamples=200)
+    for name in CONTROL_LABELS.values():
+        assert f"| {name} |" in table and "(control)" in name
+    data = comparison_to_dict(comparison, n_resamples=200)
+    assert {k for k, v in data["methods"].items() if v["control"]} == set(CONTROL_LABELS.values())
+    assert save_maps_grid(tmp_path / "maps.png", images, comparison, n=2).is_file()
+    assert save_curves(tmp_path / "curves.png", comparison).is_file()
+
+
+def test_a_custom_control_is_marked_in_tables_and_figures():
+    from captum_akd.metrics import ControlAttribution
+    from captum_akd.report import display_name
+
+    class Brightness(ControlAttribution):
+        def _attribute_batch(self, images, labels, additional_forward_args):
+            return images.mean(dim=1, keepdim=True)
+
+    model = black_box()
+    comparison = compare_methods(model, {"Brightness": Brightness(model)},
+                                 torch.rand(2, 3, 16, 16), road_images=0, progress=False)
+    assert comparison["Brightness"].control
+    assert display_name(comparison["Brightness"]) == "Brightness (control)"
+    assert "| Brightness (control) |" in markdown_table(comparison, n_resamples=100)
+
+
+# --------------------------------------------------------------- statistics
+
+
+def test_cells_are_means_with_intervals(setting):
+    *_, comparison = setting
+    line = next(row for row in markdown_table(comparison, ["insertion"], speed=False,
+                                              n_resamples=500).splitlines()
+                if row.startswith(f"| {RISE_LABEL} |"))
+    mean = comparison[RISE_LABEL].insertion.mean
+    # Rows scored on fewer images say so (RISE on the student: 4 of the 6).
+    assert line.startswith(f"| {RISE_LABEL} | 6 | {mean:.4f} [")
+    assert f"| {RISE_STUDENT_LABEL} | 4 (ROAD 3) |" in markdown_table(comparison, n_resamples=100)
+
+
+def test_a_table_says_tie_when_the_interval_crosses_zero():
+    akd = scored(AKD_LABEL, [0.50, 0.50, 0.50, 0.50], [0.20, 0.20, 0.20, 0.20])
+    # Insertion: +0.1 and -0.1 by turns (mean 0): a tie. Deletion: lower on every image: better.
+    other = scored("Other", [0.60, 0.40, 0.60, 0.40], [0.10, 0.15, 0.12, 0.11])
+    comparison = Comparison([akd, other], torch.zeros(4, dtype=torch.long),
+                            akd.speed, {"n_images": 4})
+    table = paired_table(comparison, AKD_LABEL, ["insertion", "deletion"], n_resamples=2000)
+    row = table.splitlines()[2]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "Other"
+    assert cells[1].startswith("+0.0000 [-") and cells[1].endswith(" tie")
+    assert cells[2].startswith("-0.0800 [") and cells[2].endswith(" better")
+    paired = paired_differences(comparison, AKD_LABEL, n_resamples=2000)["Other"]
+    assert paired["insertion"].low < 0 < paired["insertion"].high
+
+
+def test_goals_follow_the_interval_rule():
+    akd, gradcam = [0.10, 0.30, 0.12, 0.28], [0.20, 0.20, 0.20, 0.20]
+    at_least = paired_goal("AKD deletion <= Grad-CAM", akd, gradcam, False, n_resamples=2000)
+    strict = paired_goal("AKD deletion < Grad-CAM", akd, gradcam, False, strict=True,
+                         n_resamples=2000)
+    worse = paired_goal("AKD deletion <= Grad-CAM", [0.3, 0.31, 0.32, 0.33], gradcam, False,
+                        n_resamples=2000)
+    assert (at_least["verdict"], at_least["holds"]) == ("tie", True)
+    assert (strict["verdict"], strict["holds"]) == ("tie", False)
+    assert (worse["verdict"], worse["holds"]) == ("worse", False)
+    table = goals_table([at_least, worse])
+    assert "| tie | yes |" in table and "| worse | no |" in table
+
+
+def test_select_keeps_prefix_pairing(setting):
+    *_, comparison = setting
+    part = comparison.select(torch.tensor([1, 2, 5]))
+    assert part[AKD_LABEL].insertion.auc.tolist() == pytest.approx(
+        comparison[AKD_LABEL].insertion.auc[[1, 2, 5]].tolist())
+    # RISE on the student covered the first 4 images, ROAD the first 3.
+    assert part[RISE_STUDENT_LABEL].n_images == 2
+    assert part[AKD_LABEL].road.combined.numel() == 2
+    assert part[AKD_LABEL].average_drop == pytest.approx(
+        float(comparison[AKD_LABEL].drops[[1, 2, 5]].mean()))
+
+
+# ---------------------------------------------------------- surrogate ceiling
+
+
+def test_the_ceiling_row_is_rise_run_on_the_student(setting):
+    model, counted, attr, methods, images, comparison = setting
+    assert methods[RISE_STUDENT_LABEL].forward_func is attr.student
+    alone = RISE(attr.student, n_masks=24, grid=2, seed=0).attribute(
+        images[:4], target=comparison.labels[:4])
+    assert torch.allclose(comparison[RISE_STUDENT_LABEL].maps, alone)
+    assert not torch.allclose(comparison[RISE_STUDENT_LABEL].maps, comparison[RISE_LABEL].maps[:4])
+    assert comparison[RISE_STUDENT_LABEL].black_box_images == 0
+    ceiling = surrogate_ceiling(comparison, n_resamples=500)
+    assert ceiling["images"] == 4
+    row = ceiling["metrics"]["deletion"]
+    bb = comparison[RISE_LABEL].deletion.auc[:4]
+    st = comparison[RISE_STUDENT_LABEL].deletion.auc
+    akd = comparison[AKD_LABEL].deletion.auc[:4]
+    assert row["transfer_loss"]["difference"] == pytest.approx(float((bb - st).mean()))
+    assert row["explainer_gap"]["difference"] == pytest.approx(float((st - akd).mean()))
+    assert surrogate_ceiling(comparison.select(torch.arange(6)), student_rise="absent") is None
+
+
+# ------------------------------------------------------------ black-box queries
+
+
+def test_counting_black_box_counts_exactly_and_changes_nothing():
+    model = black_box()
+    counted = CountingBlackBox(model)
+    x = torch.rand(5, 3, 16, 16)
+    assert torch.equal(counted(x), model(x))
+    for n in (1, 3, 7):
+        counted(torch.rand(n, 3, 16, 16))
+    assert (counted.calls, counted.images) == (4, 16)
+    with pytest.raises(TypeError):
+        counted()
+    with pytest.raises(TypeError):
+        CountingBlackBox("not callable")
+    counted.reset()
+
+    def failing(images):
+        raise RuntimeError("quota exceeded")
+
+    refused = CountingBlackBox(failing)
+    with pytest.raises(RuntimeError):
+        refused(x)
+    assert (refused.calls, refused.images) == (1, 5)  # a request sent is a request billed
+
+    threads = [threading.Thread(target=lambda: [counted(x[:2]) for _ in range(50)])
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert (counted.calls, counted.images) == (200, 400)
+
+
+def test_counting_black_box_counts_what_each_method_queries():
+    model = black_box()
+    counted = CountingBlackBox(model)
+    images = torch.rand(3, 3, 16, 16)
+    RISE(counted, n_masks=30, grid=2, perturbations_per_eval=8).attribute(images, target=0)
+    assert (counted.calls, counted.images) == (3 * 4, 3 * 30)  # 8 + 8 + 8 + 6 per image
+    counted.reset()
+    LimeImage(counted, n_samples=12, perturbations_per_eval=5, seed=0).attribute(images,
+                                                                              target=1)
+    assert counted.images == 3 * 12
+    counted.reset()
+    # Gradients flow through the wrapper: Grad-CAM on it equals Grad-CAM on the model.
+    through = GradCAM(counted, model[0]).attribute(images, target=2)
+    assert torch.allclose(through, GradCAM(model, model[0]).attribute(images, target=2))
+    assert counted.images == 3
+
+
+def test_query_accounting_and_break_even(setting):
+    *_, comparison = setting
+    assert comparison[RISE_LABEL].black_box_images == 6 * 24
+    assert comparison[AKD_LABEL].black_box_images == 0
+    assert comparison["Grad-CAM"].black_box_images == 6
+    queries = query_accounting(comparison, {"images": 1000, "calls": 10})
+    assert queries["methods"][RISE_LABEL]["images_per_image"] == 24
+    assert queries["break_even"] == {"Grad-CAM": 1001, RISE_LABEL: 42}
+    assert 1000 < 24 * 42 and not 1000 < 24 * 41
+    assert RISE_STUDENT_LABEL not in queries["break_even"]  # it never queries the black box
+    table = queries_table(queries)
+    assert "| AKD (ours): distillation, once | – | 10 | 1000 |" in table
+    assert f"| {RISE_LABEL} | 6 | 2 | 144 | 0.3333 | 24 | 42 |" in table
+    unknown = queries_table(query_accounting(comparison, None))
+    assert "one-off not counted" in unknown
+    assert break_even(0, 0, 1) == 1 and break_even(10, 2, 2) is None
