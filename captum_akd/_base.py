@@ -32,7 +32,9 @@ class ImageAttribution(Attribution):
     :meth:`_check_inputs` (channels, size, device) and :attr:`num_classes`
     (used to check targets before any work is done). Methods that need
     autograd (Grad-CAM, layer-wise CAM) set ``requires_grad = True``; all
-    others run under :func:`torch.no_grad`.
+    others run under :func:`torch.no_grad`. Maps that do not depend on the
+    class (the controls) set ``reads_target = False``: ``target=None`` then
+    costs no black-box call.
 
     Args:
         forward_func: the black-box classifier, ``N x C x H x W -> N x K`` logits.
@@ -51,6 +53,7 @@ class ImageAttribution(Attribution):
     """
 
     requires_grad: bool = False
+    reads_target: bool = True
 
     def __init__(self, forward_func: Callable[..., Tensor] | None) -> None:
         super().__init__(forward_func)
@@ -115,7 +118,9 @@ class ImageAttribution(Attribution):
         check_positive_int(internal_batch_size, "internal_batch_size", allow_none=True)
         self._check_inputs(images)
         n = images.shape[0]
-        if target is None:
+        if target is None and not self.reads_target:
+            labels = torch.zeros(n, dtype=torch.long, device=images.device)
+        elif target is None:
             logits = call_black_box(
                 self.forward_func, images, additional_forward_args, internal_batch_size
             )

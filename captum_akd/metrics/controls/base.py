@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from torch import Tensor
-
 from captum_akd._base import ImageAttribution
 
 
@@ -46,41 +41,4 @@ class ControlAttribution(ImageAttribution):
         torch.Size([2, 1, 8, 8])
     """
 
-    def __init__(self, forward_func: Callable[..., Tensor] | None) -> None:
-        super().__init__(forward_func)
-
-    def attribute(
-        self,
-        inputs: Tensor | tuple[Tensor],
-        target: Any = None,
-        additional_forward_args: Any = None,
-        internal_batch_size: int | None = None,
-        expand_to_input: bool = False,
-    ) -> Tensor | tuple[Tensor]:
-        """Control maps for ``inputs``; ``target`` is accepted and ignored.
-
-        Args:
-            inputs: ``N x C x H x W`` images in the black box's input space, or
-                a 1-tuple holding them. The output comes back in the same form.
-            target: ignored (the map does not depend on the class), but checked
-                like any target: ``None``, an int, a list of ``N`` ints or a
-                0-d / length-``N`` integer tensor. ``None`` does not call the
-                black box.
-            additional_forward_args: ignored; accepted for the common face.
-            internal_batch_size: process at most this many images at a time
-                (results are identical to one batch).
-            expand_to_input: return maps broadcast to ``N x C x H x W``.
-
-        Returns:
-            ``N x 1 x H x W`` (or ``N x C x H x W``) maps in [0, 1] on the
-            inputs' device, detached; a tensor or a 1-tuple like ``inputs``.
-        """
-        # The base class resolves target=None by calling the black box; any
-        # valid class stands in for it, since no control reads the labels.
-        return super().attribute(
-            inputs,
-            0 if target is None else target,
-            additional_forward_args,
-            internal_batch_size,
-            expand_to_input,
-        )
+    reads_target = False
