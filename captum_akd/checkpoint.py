@@ -54,6 +54,7 @@ _BUILDERS: dict[str, Mapping[str, Callable[..., nn.Module]]] = {
 # builds: a corrupt config.json is named before anything is built or allocated.
 KWARG_BOUNDS: dict[str, tuple[int, int]] = {
     "depth": (1, 1202),
+    "first_stage": (0, 1000),
     "num_classes": (2, 1_000_000),
     "stem_stride": (1, 2),
     "width": (1, 8192),

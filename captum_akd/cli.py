@@ -231,7 +231,10 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
         help="the black box: FACTORY in the importable MODULE is called (with the "
              "--target-arg values as keyword arguments) and must return a callable mapping "
              "N x C x H x W images to N x K logits; an nn.Module is put in eval mode. "
-             "FACTORY may also name a ready model object.")
+             "FACTORY may also name a ready model object. Or the path of a deployed model "
+             "file ending in .onnx, run by ONNX Runtime (pip install captum-akd[onnx]); "
+             "--target-arg then sets OnnxBlackBox options, e.g. outputs=probabilities, "
+             "input_name=NAME, batch_size=N.")
     group.add_argument(
         "--target-arg", action="append", default=[], type=_parse_target_arg,
         metavar="KEY=VALUE",
@@ -292,15 +295,22 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_target(spec: str, kwargs: dict[str, Any]) -> Callable[..., Tensor]:
-    """Import ``MODULE:FACTORY`` and build the black box.
+    """Import ``MODULE:FACTORY``, or open a ``.onnx`` file, and build the black box.
 
     ``FACTORY`` (a dotted attribute path inside ``MODULE``) is called with
     ``kwargs``; it may also name a ready :class:`torch.nn.Module`, in which
-    case ``kwargs`` must be empty.
+    case ``kwargs`` must be empty. A ``spec`` ending in ``.onnx`` that names
+    an existing file (or has no ``:``) is a deployed model instead: it is
+    opened as an :class:`~captum_akd.blackbox.OnnxBlackBox` with ``kwargs``
+    as its keyword arguments (``outputs``, ``input_name``, ``output_name``,
+    ``batch_size``, ``providers``, ``num_classes``, ``threads``).
 
     Args:
-        spec: ``"MODULE:FACTORY"``, e.g. ``"captum_akd.zoo:cifar_resnet56"``.
-        kwargs: keyword arguments for the factory (``--target-arg`` values).
+        spec: ``"MODULE:FACTORY"``, e.g. ``"captum_akd.zoo:cifar_resnet56"``,
+            or the path of an ONNX model, e.g. ``"model.onnx"``.
+        kwargs: keyword arguments for the factory or for
+            :class:`~captum_akd.blackbox.OnnxBlackBox` (``--target-arg``
+            values).
 
     Returns:
         The black box, a callable ``N x C x H x W -> N x K`` logits; an
@@ -308,7 +318,11 @@ def load_target(spec: str, kwargs: dict[str, Any]) -> Callable[..., Tensor]:
 
     Raises:
         ValueError: for a malformed ``spec``, a module that does not import, a
-            missing attribute, or a factory that does not return a callable.
+            missing attribute, or a factory that does not return a callable;
+            for a ``.onnx`` path that does not exist, an option
+            :class:`~captum_akd.blackbox.OnnxBlackBox` does not take, a model
+            it refuses, or ONNX Runtime not installed (the message says
+            ``pip install captum-akd[onnx]``).
 
     Examples::
 
@@ -316,7 +330,15 @@ def load_target(spec: str, kwargs: dict[str, Any]) -> Callable[..., Tensor]:
         >>> model = load_target("captum_akd.zoo.cifar_resnet:cifar_resnet20", {"num_classes": 5})
         >>> type(model).__name__, model.training
         ('CifarResNet', False)
+        >>> torch.onnx.export(model, (torch.zeros(1, 3, 32, 32),), "resnet20.onnx",
+        ...                   dynamo=False, input_names=["images"],
+        ...                   dynamic_axes={"images": {0: "n"}})
+        >>> black_box = load_target("resnet20.onnx", {"batch_size": 8})
+        >>> black_box.batch_size, black_box(torch.zeros(2, 3, 32, 32)).shape
+        (8, torch.Size([2, 5]))
     """
+    if spec.lower().endswith(".onnx") and (os.path.isfile(spec) or ":" not in spec):
+        return _load_onnx_target(spec, kwargs)
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"--target must be MODULE:FACTORY, e.g. mypkg.models:build; got {spec!r}")
@@ -343,6 +365,25 @@ def load_target(spec: str, kwargs: dict[str, Any]) -> Callable[..., Tensor]:
     if isinstance(model, nn.Module):
         model.eval()
     return model
+
+
+def _load_onnx_target(path: str, kwargs: dict[str, Any]) -> Callable[..., Tensor]:
+    """``--target model.onnx``: option and install errors as one-line ValueErrors."""
+    import inspect
+
+    from captum_akd.blackbox import OnnxBlackBox
+
+    if not os.path.isfile(path):
+        raise ValueError(f"--target {path!r}: no such ONNX model file")
+    options = set(inspect.signature(OnnxBlackBox).parameters) - {"path_or_session"}
+    unknown = sorted(set(kwargs) - options)
+    if unknown:
+        raise ValueError(f"--target-arg {', '.join(unknown)}: not an option of an ONNX target; "
+                         f"OnnxBlackBox takes {', '.join(sorted(options))}")
+    try:
+        return OnnxBlackBox(path, **kwargs)
+    except ImportError as err:  # main() prints ValueErrors as one line, not a traceback
+        raise ValueError(f"--target {path!r}: {err}") from None
 
 
 class Normalized(Dataset):

@@ -97,6 +97,17 @@ def test_synthetic_track(tmp_path: Path) -> None:
     # RISE on the student ran with RISE, on the same images: the surrogate ceiling.
     assert "RISE on student" in results["evaluations"]["subset"]["methods"]
     assert results["surrogate_ceiling"]["images"] == 2
+    # The subset's fast methods are the full run's first two images, not a new run.
+    for name, entry in results["evaluations"]["full"]["methods"].items():
+        subset = results["evaluations"]["subset"]["methods"][name]
+        assert subset["per_image"]["insertion_auc"] == entry["per_image"]["insertion_auc"][:2]
+        assert subset["speed"] == entry["speed"]
+    # The student's own forward pass is timed beside AKD, and AKD's cost judged by it.
+    student = results["evaluations"]["subset"]["student_forward"]
+    assert student["images_per_second"] > 0 and student["n_images"] == 4
+    assert "AKD time <= 1.25 x the student's own forward pass" in {
+        g["goal"] for g in results["targets"]}
+    assert "| Student forward pass (the surrogate alone) |" in (out / "results.md").read_text()
     queries = results["black_box_queries"]
     assert queries["one_off"]["images"] > 0
     assert queries["methods"]["RISE"]["images_per_image"] == 20
@@ -151,12 +162,18 @@ def test_imagenet_sample_track(tmp_path: Path) -> None:
     out = tmp_path / "imagenet"
     methods = ["akd", "gradcam", "rise"]
     # Seed 2 puts one dog and one other photo first in the split.
+    # Three held-out photos: the student's agreement is measured on all three,
+    # the methods explain and are scored on the first two.
     results = main(["--track", "imagenet-sample", *TINY, "--methods", ",".join(methods),
-                    "--seed", "2", "--n-images", "2", "--train-images", "2",
+                    "--seed", "2", "--n-images", "3", "--score-images", "2",
+                    "--train-images", "2",
                     "--distill-batch-size", "2", "--step", "12544", "--data-dir", str(DATA),
                     "--out", str(out), "--cache", "none"])
     check_results(out, "imagenet-sample", [METHOD_LABELS[k] for k in methods])
-    assert results["data"]["train_images"] == 2 and results["data"]["dog_images"] == 1
+    assert results["data"]["train_images"] == 2 and results["data"]["dog_images"] >= 1
+    assert results["evaluations"]["full"]["n_images"] == 2
+    assert results["agreement"]["on"] == "the 3 evaluation photos"
+    assert results["target"]["model"] == "efficientnet_lite2_target"
     dogs = results["slices"]["dog breeds (ImageNet classes 151-268)"]["full"]
     assert dogs["n_images"] == 1
     assert set(dogs["methods"]) == {"AKD (ours)", "Grad-CAM", "RISE"} | CONTROLS

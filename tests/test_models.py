@@ -114,6 +114,35 @@ def test_explainer_shapes_range_and_gradients():
     assert all(p.grad is not None for p in explainer.head.parameters())
 
 
+def test_explainer_first_stage_skips_the_shallowest_levels(tmp_path):
+    from captum_akd import AttentiveDistillationAttribution
+    from captum_akd.checkpoint import save_checkpoint
+
+    student = cifar_resnet_student(depth=8, num_classes=4).eval()
+    explainer = ExplanationNet.for_student(student, width=32, first_stage=1).eval()
+    assert len(explainer.levels) == 2 and explainer.level_widths == [16, 32]
+    # The stride-1 stage is never read: changing its features changes nothing.
+    x = torch.randn(2, 3, 16, 16)
+    out = student.forward_features(x)
+    cam = student.class_activation_map(out.features[-1], torch.tensor([1, 2]))
+    args = (out.attention, cam, student.fc.weight[[1, 2]], (16, 16))
+    first = explainer([out.features[0], *out.features[1:]], *args)
+    noisy = explainer([torch.randn_like(out.features[0]), *out.features[1:]], *args)
+    assert first.shape == (2, 1, 16, 16) and torch.equal(first, noisy)
+    # Saved and loaded with its setting; a checkpoint without it decodes every stage.
+    path = save_checkpoint(tmp_path / "ckpt", student, explainer)
+    loaded = AttentiveDistillationAttribution.load(path)
+    assert loaded.explainer.first_stage == 1
+    assert torch.equal(loaded.attribute(x, target=[1, 2]),
+                       explainer.explain(student, x, torch.tensor([1, 2])))
+    kwargs = dict(explainer.config["kwargs"])
+    del kwargs["first_stage"]
+    assert ExplanationNet(**kwargs).first_stage == 0
+    for bad in (3, -1, 1.0):
+        with pytest.raises(ValueError, match="first_stage"):
+            ExplanationNet.for_student(student, first_stage=bad)
+
+
 def test_explainer_is_class_specific_by_construction():
     # Opposite classifier rows give opposite CAMs, so the explainer sees
     # different inputs for the two classes and must return different maps.

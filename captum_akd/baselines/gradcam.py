@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from captum_akd._base import ImageAttribution, check_labels_against_logits
 from captum_akd._validation import check_logits, check_same_device
+from captum_akd.blackbox import check_differentiable
 
 
 class GradCAM(ImageAttribution):
@@ -32,7 +33,13 @@ class GradCAM(ImageAttribution):
         may only be called. The model's parameter gradients (``.grad``) are
         not modified, but it must be an ``nn.Module`` with ``layer`` inside it,
         in eval mode (batch norm in training mode makes a map depend on the
-        rest of its batch).
+        rest of its batch). A black box that may only be called, such as
+        :class:`~captum_akd.blackbox.OnnxBlackBox` or
+        :class:`~captum_akd.blackbox.ArrayBlackBox` (anything that declares
+        ``differentiable = False``, see
+        :func:`~captum_akd.blackbox.is_differentiable`), is refused when the
+        Grad-CAM is built: explain it with AKD, RISE, LIME or layer-wise CAM
+        on the distilled student instead.
 
     Args:
         forward_func: the classifier, ``N x C x H x W -> N x K`` logits.
@@ -52,6 +59,12 @@ class GradCAM(ImageAttribution):
         normalised (non-negative when ``relu=True``; a map is all zero when
         no channel has positive evidence). Min-max normalise them for display
         or for the metrics that expect [0, 1].
+
+    Raises:
+        TypeError: if ``forward_func`` is not callable or is not
+            differentiable (an ONNX Runtime session, a function on NumPy
+            arrays: the message names the methods that work), or if
+            ``layer`` is not an ``nn.Module``.
 
     Examples::
 
@@ -76,6 +89,9 @@ class GradCAM(ImageAttribution):
                 f"`forward_func` must be the classifier (a callable); got "
                 f"{type(forward_func).__name__}"
             )
+        # Refused here rather than deep in autograd, which would only say that
+        # the logits do not require grad.
+        check_differentiable(forward_func, "Grad-CAM")
         if not isinstance(layer, nn.Module):
             raise TypeError(f"`layer` must be an nn.Module; got {type(layer).__name__}")
         super().__init__(forward_func)

