@@ -521,7 +521,7 @@ def evaluate(setup: TrackSetup, keys: Sequence[str], args: Any,
         One or two :class:`Evaluation`.
     """
     n = setup.images.shape[0]
-    if getattr(args, "score_images", None) is not None:
+    if args.score_images is not None:
         n = min(args.score_images, n)
     slow = [k for k in keys if k in SLOW_METHODS]
     k_slow = n if args.slow_images is None else max(1, min(args.slow_images, n))
@@ -562,7 +562,9 @@ def evaluate(setup: TrackSetup, keys: Sequence[str], args: Any,
                 road_threads=torch.get_num_threads(), counter=black_box, progress=progress,
             )
             if full is not None:
-                comparison = _merged(full.select(torch.arange(count)), comparison, list(methods))
+                # The reference row stays the full run's: timed on as many images as the
+                # fast methods and the student (a CPU's images/s depends on its batch).
+                comparison = full.select(torch.arange(count)).join(comparison, list(methods))
             evaluations.append(Evaluation(key, torch.arange(count), comparison,
                                           time.perf_counter() - started))
     finally:
@@ -572,24 +574,6 @@ def evaluate(setup: TrackSetup, keys: Sequence[str], args: Any,
     for e in evaluations:
         e.student = student
     return evaluations
-
-
-def _merged(fast: Comparison, slow: Comparison, order: Sequence[str]) -> Comparison:
-    """The subset's comparison: fast methods selected from the full run, slow ones computed."""
-    if not torch.equal(fast.labels, slow.labels):
-        raise RuntimeError("the black box explained other classes on the same images in the "
-                           "slow-method evaluation: is it deterministic?")
-    by_name = {r.name: r for r in (*fast.methods, *slow.methods)}
-    results = [by_name[name] for name in order if name in by_name]
-    settings = {**slow.settings,
-                "speed_images": {r.name: None if r.speed is None else r.speed.n_images
-                                 for r in results},
-                "method_images": {r.name: r.n_images for r in results},
-                "road_images": {r.name: 0 if r.road is None else int(r.road.combined.numel())
-                                for r in results}}
-    # The reference row is the full run's: timed on as many images as the fast
-    # methods and the student (a CPU's images/s depends on the batch it gets).
-    return Comparison(results, slow.labels, fast.inference, settings)
 
 
 def bootstrap_settings(args: Any) -> dict[str, int]:

@@ -6,8 +6,9 @@ out, explained and scored, the rest (880, or ``--train-images`` of them) are
 the distillation data, augmented (random resized crops, flips, mixup). The
 black box is EfficientNet-Lite2 at 260 x 260 with its own preprocessing; the
 student is an attentive EfficientNet-Lite0 started from its public ImageNet
-weights and fine-tuned with the library's fine-tuning defaults: a surrogate
-smaller than the model it explains, as users have it. Every figure is also
+weights and fine-tuned (the library's fine-tuning schedule at a quarter of
+its learning rate): a surrogate smaller than the model it explains, as users
+have it. Every figure is also
 reported on the dog breeds (classes 151-268), a fine-grained slice.
 """
 
@@ -37,8 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "road_images": 12,
     "epochs": 3,
     "explainer_epochs": 2,
-    # A quarter of the library's fine-tuning rate: measured best of four on 880
-    # photos (benchmarks/results/finetune_lite2/results.md).
+    # A quarter of the library's fine-tuning rate: the best of the seven recipes
+    # measured on the 880 photos (benchmarks/results/finetune_lite2/results.md).
     "student_lr": 5e-5,
     "distill_batch_size": 16,
     "batch_size": 32,
@@ -141,11 +142,6 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
             x, y = load_images(dataset, train_index, progress, "distillation photos")
             torch.manual_seed(args.seed)
             student = efficientnet_lite_student(num_classes=1000, pretrained=True)
-            # A few hundred photos: augment generously. The student starts from its
-            # public weights, so distill's fine-tuning defaults apply unless --student-lr.
-            student_config = {"crop": "resized", "mixup": args.mixup}
-            if args.student_lr is not None:
-                student_config["lr"] = args.student_lr
             explainer = ExplanationNet.for_student(student,
                                                    first_stage=args.explainer_first_stage)
             return distill(
@@ -153,7 +149,9 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
                 student=student, explainer=explainer,
                 val_data=TensorDataset(images_cpu, truth),
                 epochs=args.epochs, explainer_epochs=args.explainer_epochs,
-                student_config=student_config,
+                # 880 photos: augment them. The student starts from its public weights,
+                # so the other fine-tuning defaults (frozen first epoch, no warm-up) apply.
+                student_config={"crop": "resized", "mixup": args.mixup, "lr": args.student_lr},
                 explainer_config={"crop": "resized"},
                 batch_size=args.distill_batch_size, normalization=NORMALIZATION,
                 device=device, seed=args.seed, out=run_dir, resume=run_dir is not None,

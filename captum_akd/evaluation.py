@@ -469,8 +469,66 @@ class Comparison:
             A :class:`Comparison` of those images; speeds are the full run's.
         """
         index = torch.as_tensor(index, dtype=torch.long).cpu()
-        return Comparison([r.select(index) for r in self.methods], self.labels[index],
-                          self.inference, {**self.settings, "n_images": int(index.numel())})
+        methods = [r.select(index) for r in self.methods]
+        return Comparison(methods, self.labels[index], self.inference,
+                          {**self.settings, "n_images": int(index.numel()),
+                           **_method_settings(methods)})
+
+    def join(self, other: Comparison, order: Sequence[str] | None = None) -> Comparison:
+        """This comparison's methods and ``other``'s, on the same images, as one.
+
+        How a run adds slow methods on a few images to fast ones scored on
+        more: ``fast.select(first_k).join(slow)``.
+
+        Args:
+            other: a comparison of the same images and classes (methods this
+                one already has are taken from this one).
+            order: method names in the order wanted; ``None``: this
+                comparison's methods, then ``other``'s new ones.
+
+        Returns:
+            A :class:`Comparison` whose ``inference`` reference and settings
+            are this one's, with the per-method settings of every method.
+
+        Raises:
+            ValueError: if the two explained other classes (other images,
+                or a black box that is not deterministic).
+
+        Examples::
+
+            >>> from captum_akd.baselines import RISE
+            >>> from captum_akd.metrics import UniformNoiseControl
+            >>> from captum_akd.zoo import cifar_resnet20
+            >>> model, x = cifar_resnet20().eval(), torch.randn(4, 3, 32, 32)
+            >>> fast = compare_methods(model, {"Noise": UniformNoiseControl(model)}, x,
+            ...                        progress=False)
+            >>> slow = compare_methods(model, {"RISE": RISE(model, n_masks=32)}, x[:2],
+            ...                        progress=False)
+            >>> both = fast.select(torch.arange(2)).join(slow, order=["RISE", "Noise"])
+            >>> [r.name for r in both.methods], both.settings["method_images"]
+            (['RISE', 'Noise'], {'RISE': 2, 'Noise': 2})
+        """
+        if not torch.equal(self.labels, other.labels):
+            raise ValueError("`other` explained other classes: join comparisons of the same "
+                             "images and a deterministic black box")
+        by_name = {r.name: r for r in (*other.methods, *self.methods)}
+        if order is None:
+            order = [*(r.name for r in self.methods),
+                     *(r.name for r in other.methods if r.name not in self)]
+        methods = [by_name[name] for name in order if name in by_name]
+        return Comparison(methods, self.labels, self.inference,
+                          {**self.settings, **_method_settings(methods)})
+
+
+def _method_settings(results: Sequence[MethodResult]) -> dict[str, dict[str, Any]]:
+    """The per-method entries of a comparison's settings, read from its results."""
+    return {
+        "speed_images": {r.name: None if r.speed is None else r.speed.n_images
+                         for r in results},
+        "method_images": {r.name: r.n_images for r in results},
+        "road_images": {r.name: 0 if r.road is None else int(r.road.combined.numel())
+                        for r in results},
+    }
 
 
 def compare_methods(
@@ -630,11 +688,7 @@ def compare_methods(
         "image_size": list(images.shape[-2:]),
         "step": results[0].insertion.step if results else step,
         "batch_size": batch_size,
-        "speed_images": {r.name: None if r.speed is None else r.speed.n_images
-                         for r in results},
-        "method_images": {r.name: r.n_images for r in results},
-        "road_images": {r.name: 0 if r.road is None else int(r.road.combined.numel())
-                        for r in results},
+        **_method_settings(results),
         "road_percentiles": next((list(r.road.percentiles) for r in results if r.road), None),
         "threads": torch.get_num_threads(),
         "device": str(images.device),

@@ -172,6 +172,33 @@ def test_select_keeps_prefix_pairing(setting):
     assert part[AKD_LABEL].road.combined.numel() == 2
     assert part[AKD_LABEL].average_drop == pytest.approx(
         float(comparison[AKD_LABEL].drops[[1, 2, 5]].mean()))
+    # The per-method settings describe the selected images, not the whole run.
+    assert part.settings["n_images"] == 3
+    assert part.settings["method_images"][RISE_STUDENT_LABEL] == 2
+    assert part.settings["road_images"][AKD_LABEL] == 2
+
+
+def test_join_adds_methods_scored_on_the_same_images(setting):
+    import dataclasses
+
+    from captum_akd.metrics import UniformNoiseControl
+
+    model, counted, attr, methods, images, comparison = setting
+    first = torch.arange(3)
+    slow = compare_methods(model, {"Noise": UniformNoiseControl(model), "RISE": methods["RISE"]},
+                           images[:3], step=64, batch_size=8, road_images=1, progress=False)
+    both = comparison.select(first).join(slow, order=["Noise", AKD_LABEL, "RISE"])
+    assert [r.name for r in both.methods] == ["Noise", AKD_LABEL, "RISE"]
+    assert both["Noise"] is slow["Noise"]
+    # A method both have is this comparison's: RISE's first 3 of its 6 images.
+    assert both["RISE"].insertion.auc.tolist() == pytest.approx(
+        comparison["RISE"].insertion.auc[:3].tolist())
+    assert both.inference is comparison.inference
+    assert both.settings["road_images"] == {"Noise": 1, AKD_LABEL: 3, "RISE": 3}
+    assert both.settings["method_images"] == {"Noise": 3, AKD_LABEL: 3, "RISE": 3}
+    shifted = dataclasses.replace(slow, labels=(slow.labels + 1) % 4)
+    with pytest.raises(ValueError, match="other classes"):
+        comparison.select(first).join(shifted)
 
 
 # ---------------------------------------------------------- surrogate ceiling
