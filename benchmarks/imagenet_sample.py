@@ -63,6 +63,26 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="imagenet-sample: shallowest student stage the explanation network "
                             "decodes (1 skips the stride-2 level, about a tenth of the "
                             "student's cost at 260 px)")
+    group.add_argument("--student-from", type=Path, metavar="CHECKPOINT",
+                       help="imagenet-sample: take the student of this checkpoint (stage 1 "
+                            "skipped) and train a new explanation network on it")
+    group.add_argument("--explainer-objective", choices=("area", "curve"), default="area",
+                       help="imagenet-sample: stage 2's objective (ExplainerConfig.objective)")
+    group.add_argument("--explainer-budgets", type=int, default=3,
+                       help="imagenet-sample: kept shares per image of the 'curve' objective")
+    group.add_argument("--explainer-destroy", choices=("blur", "zero", "both"), default="blur",
+                       help="imagenet-sample: ExplainerConfig.destroy_substrate")
+    group.add_argument("--explainer-area-weight", type=float, default=2.0,
+                       help="imagenet-sample: ExplainerConfig.area_weight")
+    group.add_argument("--explainer-tv-weight", type=float, default=0.05,
+                       help="imagenet-sample: ExplainerConfig.tv_weight")
+    group.add_argument("--explainer-train-size", type=int, metavar="S",
+                       help="imagenet-sample: with --student-from, train stage 2 on the photos "
+                            "resized to S x S (the decoder is fully convolutional and is "
+                            "applied at 260 px; the student costs (S / 260)^2 as much)")
+    group.add_argument("--explainer-select-images", type=int, default=80,
+                       help="imagenet-sample: with --student-from, distillation photos kept "
+                            "out of stage 2 to choose its best epoch on (never the scored ones)")
 
 
 def load_images(dataset: Dataset, index: Tensor, progress: bool,
@@ -84,6 +104,61 @@ def load_images(dataset: Dataset, index: Tensor, progress: bool,
         images.append(image)
         labels.append(label)
     return torch.stack(images), torch.tensor(labels)
+
+
+def _explainer_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The stage-2 settings the track's options choose."""
+    return {"crop": "resized", "objective": args.explainer_objective,
+            "budgets": args.explainer_budgets, "destroy_substrate": args.explainer_destroy,
+            "area_weight": args.explainer_area_weight, "tv_weight": args.explainer_tv_weight}
+
+
+def _retrain_explainer(args: argparse.Namespace, dataset: Dataset, train_index: Tensor,
+                       target: torch.nn.Module, device: torch.device, progress: bool
+                       ) -> tuple[AttentiveDistillationAttribution, dict[str, Any]]:
+    """Stage 2 alone on a committed student: how an explainer objective is compared."""
+    from captum_akd.checkpoint import read_config
+    from captum_akd.distill import train_explainer
+    from captum_akd.models import ExplanationNet
+
+    given = AttentiveDistillationAttribution.load(args.student_from, forward_func=target,
+                                                  map_location=device)
+    hashes = read_config(args.student_from).get("weights_sha256", {})
+    select = train_index[: args.explainer_select_images]
+    rest = train_index[args.explainer_select_images:]
+    settings = {"track": NAME, "student_from": str(args.student_from),
+                "student_sha256": hashes.get("student.safetensors"),
+                "explainer_epochs": args.explainer_epochs,
+                "explainer_first_stage": args.explainer_first_stage,
+                "train_images": int(rest.numel()), "select_images": int(select.numel()),
+                "batch_size": args.distill_batch_size, "seed": args.seed,
+                "train_size": args.explainer_train_size, **_explainer_options(args)}
+
+    def sized(images: Tensor) -> Tensor:
+        size = args.explainer_train_size
+        if size is None:
+            return images
+        return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear",
+                                               align_corners=False, antialias=True)
+
+    def train(run_dir: Path | None, black_box: CountingBlackBox
+              ) -> AttentiveDistillationAttribution:
+        x, _ = load_images(dataset, rest, progress, "stage-2 photos")
+        x_select, y_select = load_images(dataset, select, progress, "selection photos")
+        torch.manual_seed(args.seed)
+        explainer = ExplanationNet.for_student(given.student,
+                                               first_stage=args.explainer_first_stage)
+        attr = train_explainer(
+            black_box, TensorDataset(sized(x)), student=given.student, explainer=explainer,
+            val_data=TensorDataset(sized(x_select), y_select), epochs=args.explainer_epochs,
+            batch_size=args.distill_batch_size, normalization=NORMALIZATION, device=device,
+            seed=args.seed, out=run_dir, resume=run_dir is not None, quiet=not progress,
+            **_explainer_options(args))
+        # The pair is applied at the size the student was distilled at.
+        attr.input_size = given.input_size
+        return attr
+
+    return cached_attribution(NAME + "-explainer", settings, target, device, args.cache, train)
 
 
 def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> TrackSetup:
@@ -127,6 +202,8 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
     lap = time.perf_counter()
     if args.checkpoint is not None:
         attr, record = load_explicit_checkpoint(args.checkpoint, target, device)
+    elif args.student_from is not None:
+        attr, record = _retrain_explainer(args, dataset, train_index, target, device, progress)
     else:
         settings = {"track": NAME, "student": "efficientnet_lite_student(pretrained=True)",
                     "eval_images": args.n_images, "train_images": int(train_index.numel()),
@@ -136,6 +213,8 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
                     "explainer_first_stage": args.explainer_first_stage,
                     "distill_labels": args.distill_labels,
                     "batch_size": args.distill_batch_size, "seed": args.seed}
+        if args.explainer_objective != "area":
+            settings["explainer"] = _explainer_options(args)
 
         def train(run_dir: Path | None, black_box: CountingBlackBox
                   ) -> AttentiveDistillationAttribution:
@@ -152,7 +231,7 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
                 # 880 photos: augment them. The student starts from its public weights,
                 # so the other fine-tuning defaults (frozen first epoch, no warm-up) apply.
                 student_config={"crop": "resized", "mixup": args.mixup, "lr": args.student_lr},
-                explainer_config={"crop": "resized"},
+                explainer_config=_explainer_options(args),
                 batch_size=args.distill_batch_size, normalization=NORMALIZATION,
                 device=device, seed=args.seed, out=run_dir, resume=run_dir is not None,
                 quiet=not progress,

@@ -1,6 +1,6 @@
 """Perturbation matching on the demo's data and black box: stage 1 only.
 
-``python benchmarks/perturbation_probe.py SHARE`` distils the demo's black box
+``python -m benchmarks.perturbation_probe SHARE`` distils the demo's black box
 (the demo's data, seed and student, 6 epochs) with ``perturb_share=SHARE``
 and prints the clean and perturbed held-out agreement as one JSON line
 (recorded in ``benchmarks/results/perturbation_demo/results.md``).
@@ -15,26 +15,17 @@ import time
 import torch
 from torch.utils.data import TensorDataset
 
-from captum_akd.data import FineGrainedShapes
-from captum_akd.demo import DemoSettings, dataset_tensors, train_classifier
+from benchmarks.common import demo_black_box
+from captum_akd.demo import DemoSettings
 from captum_akd.distill import distill_student
 from captum_akd.models import cifar_resnet_student
-from captum_akd.zoo.small_cnn import SmallCNN
 
 
 def main(share: float) -> dict:
     """Train the demo's black box, distil it with ``share``, return the fidelity figures."""
     torch.set_num_threads(1)
     s = DemoSettings()
-    common = {"num_classes": s.num_classes, "image_size": s.image_size}
-    torch.manual_seed(s.seed)
-    train = dataset_tensors(FineGrainedShapes(s.train_images, seed=s.seed, **common), False)
-    test = dataset_tensors(FineGrainedShapes(s.test_images, seed=s.seed + 1, **common), False)
-    torch.manual_seed(s.seed)
-    target = SmallCNN(s.num_classes, width=s.target_width)
-    train_classifier(target, train["image"], train["label"], s.target_epochs, seed=s.seed,
-                     progress=False)
-    target.requires_grad_(False)
+    target, train, test = demo_black_box(s)
     student = cifar_resnet_student(depth=s.student_depth, num_classes=s.num_classes,
                                    stem_stride=s.student_stem_stride)
     held_out = TensorDataset(test["image"][s.eval_images:], test["label"][s.eval_images:])

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,11 @@ class DemoSettings:
         explainer_width: channels of the explanation network's decoder.
         area_target: share of the image the explainer's masks keep while
             training (the deciding parts cover 2-6 % of an image).
+        explainer_options: the other stage-2 settings
+            (:class:`~captum_akd.distill.ExplainerConfig` fields): the
+            whole-curve objective, destroying over blur and zeros, no area
+            term and a stronger smoothness term, the best of the variants
+            measured on this demo (``benchmarks/results/explainer_objective/``).
         rise_masks: RISE's number of masks (4000 in the method paper).
         lime_samples: LIME's number of perturbed samples.
         slow_speed_images: images RISE and LIME are timed on.
@@ -104,6 +109,9 @@ class DemoSettings:
     student_stem_stride: int = 2
     explainer_width: int = 32
     area_target: float = 0.05
+    explainer_options: dict[str, Any] = field(default_factory=lambda: {
+        "objective": "curve", "destroy_substrate": "both", "area_weight": 0.0,
+        "tv_weight": 0.3})
     rise_masks: int = 4000
     lime_samples: int = 1000
     slow_speed_images: int = 1
@@ -422,7 +430,7 @@ def run_demo(
         explainer=ExplanationNet.for_student(student, width=settings.explainer_width),
         epochs=settings.student_epochs,
         explainer_epochs=settings.explainer_epochs,
-        explainer_config={"area_target": settings.area_target},
+        explainer_config={"area_target": settings.area_target, **settings.explainer_options},
         seed=settings.seed,
         quiet=not progress,
     )
@@ -644,7 +652,9 @@ def _render_report(results: dict[str, Any], comparison: Comparison, cells: Any,
         f"Data: FineGrainedShapes, {s['num_classes']} classes, {s['image_size']} x "
         f"{s['image_size']} px, {s['train_images']} training and {s['test_images']} test "
         f"images. Black box: a plain CNN (SmallCNN) trained for {s['target_epochs']} epochs. "
-        f"Student: attentive CIFAR-style ResNet-{s['student_depth']}.",
+        f"Student: attentive CIFAR-style ResNet-{s['student_depth']}. Explainer: "
+        f"{s['explainer_epochs']} epochs of stage 2, "
+        + ", ".join(f"{k}={v}" for k, v in s["explainer_options"].items()) + ".",
         "",
         "## Faithfulness (all metrics computed on the black box)",
         "",

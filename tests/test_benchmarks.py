@@ -180,6 +180,30 @@ def test_imagenet_sample_track(tmp_path: Path) -> None:
     assert "## Slice: dog breeds" in (out / "results.md").read_text()
 
 
+@pytest.mark.skipif(not (DATA / "imagenet-sample").is_dir(),
+                    reason="needs ../shared/data/imagenet-sample")
+def test_imagenet_sample_track_retrains_the_explainer_of_a_committed_student(
+        tmp_path: Path) -> None:
+    pytest.importorskip("efficientnet_lite_pytorch")
+    committed = Path(__file__).resolve().parents[1] / "benchmarks/checkpoints/imagenet-sample"
+    out = tmp_path / "imagenet"
+    results = main(["--track", "imagenet-sample", *TINY, "--methods", "akd",
+                    "--n-images", "2", "--train-images", "3", "--explainer-select-images", "1",
+                    "--student-from", str(committed), "--explainer-objective", "curve",
+                    "--explainer-budgets", "2", "--explainer-destroy", "both",
+                    "--explainer-train-size", "96",
+                    "--distill-batch-size", "2", "--step", "12544", "--data-dir", str(DATA),
+                    "--out", str(out), "--cache", "none"])
+    settings = results["distillation"]["settings"]
+    assert settings["objective"] == "curve" and settings["select_images"] == 1
+    assert settings["train_images"] == 2 and settings["train_size"] == 96
+    # Trained on 96 px photos, applied (and recorded) at the student's 260 px.
+    assert read_config(out / "checkpoint")["metadata"]["input_size"] == [260, 260]
+    assert settings["student_sha256"] == json.loads(
+        (committed / "config.json").read_text())["weights_sha256"]["student.safetensors"]
+    assert results["evaluations"]["full"]["n_images"] == 2
+
+
 def test_distill_cifar10_without_labels_gives_the_images_alone() -> None:
     """``--labels black-box``: items carry no label, so training uses the black box's."""
     import torch

@@ -346,3 +346,35 @@ def test_perturbed_copies_are_seeded_and_use_the_asked_masks_and_substrates():
     smooth = perturb(images, torch.Generator().manual_seed(0), masks=("smooth",))
     scattered = perturb(images, torch.Generator().manual_seed(0), masks=("scattered",))
     assert edges(smooth) < 0.5 * edges(scattered)
+
+
+def test_soft_top_k_keeps_each_share_and_passes_gradients():
+    from captum_akd.distill.losses import draw_budgets, soft_top_k
+
+    torch.manual_seed(0)
+    mask = torch.rand(3, 1, 8, 8, requires_grad=True)
+    budgets = draw_budgets(3, 4, 2.0, torch.Generator().manual_seed(1))
+    assert torch.equal(budgets, draw_budgets(3, 4, 2.0, torch.Generator().manual_seed(1)))
+    assert bool(((budgets >= 0.005) & (budgets <= 0.995)).all())
+    kept = soft_top_k(mask, budgets, temperature=0.01)
+    assert kept.shape == (3, 4, 8, 8)
+    # Near-hard at a small temperature: the top share of pixels by rank (at least one).
+    shares = (kept > 0.5).float().mean(dim=(2, 3))
+    assert torch.allclose(shares, (budgets * 64).round().clamp_min(1) / 64)
+    soft = soft_top_k(mask, budgets, temperature=0.1)
+    soft.sum().backward()
+    assert mask.grad is not None and bool((mask.grad > 0).any())
+    # Only the order matters: a monotone rescaling of the map gives the same masks.
+    assert torch.allclose(soft_top_k(3 * mask.detach() + 1, budgets, 0.1), soft.detach(),
+                          atol=1e-5)
+
+
+def test_probability_terms_are_the_curves_integrands():
+    from captum_akd.distill.losses import explainer_loss
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
+    classes = torch.tensor([0, 1])
+    p = torch.softmax(logits, dim=1).gather(1, classes[:, None]).mean()
+    parts = explainer_loss(logits, logits, torch.full((2, 1, 4, 4), 0.5), classes,
+                           probability=True)
+    assert torch.allclose(parts["preserve"], 1 - p) and torch.allclose(parts["destroy"], p)

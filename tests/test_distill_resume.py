@@ -99,6 +99,23 @@ def test_a_run_with_perturbation_matching_resumes_to_identical_weights(tmp_path)
     assert "perturbed_top1_agreement" in whole.metadata["fidelity"]["student"]
 
 
+def test_a_run_with_the_curve_objective_resumes_to_identical_weights(tmp_path):
+    curve = {"objective": "curve", "budgets": 2, "destroy_substrate": "both"}
+    settings = {**SETTINGS, "explainer_config": curve}
+    out = tmp_path / "run"
+    script = tmp_path / "run_and_die.py"
+    script.write_text(RUN.replace(repr(SETTINGS), repr(settings)))
+    # Killed after the first of stage 2's two epochs.
+    proc = subprocess.run([PYTHON, str(script), str(out), "3"], env=subprocess_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    resumed = run(out, resume=True, explainer_config=curve)
+    whole = run(tmp_path / "whole", explainer_config=curve)
+    assert_same_state(resumed.explainer, whole.explainer)
+    assert resumed.metadata["fidelity"] == whole.metadata["fidelity"]
+    assert "student_insertion" in whole.metadata["fidelity"]["explainer"]
+
+
 def test_resume_of_a_finished_run_trains_nothing(tmp_path, uninterrupted):
     out = tmp_path / "run"
     run(out)

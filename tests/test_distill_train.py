@@ -48,15 +48,16 @@ class Guarded(nn.Module):
         raise AssertionError(f"the black box's internals were read ({name!r})")
 
 
-@pytest.mark.parametrize("perturb_share", [0.0, 0.5])
-def test_guarded_target_is_only_called(tmp_path, perturb_share):
+@pytest.mark.parametrize("perturb_share, objective", [(0.0, "area"), (0.5, "curve")])
+def test_guarded_target_is_only_called(tmp_path, perturb_share, objective):
     target = Guarded()
     student = tiny_student()
     seen = []
     student.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
     attr = captum_akd.distill(target, make_dataset(64), student=student, epochs=1,
                               explainer_epochs=1, out=tmp_path / "run",
-                              student_config={"perturb_share": perturb_share}, **FAST)
+                              student_config={"perturb_share": perturb_share},
+                              explainer_config={"objective": objective}, **FAST)
     assert isinstance(attr, AttentiveDistillationAttribution)
     # Stage 1: the black box saw exactly the augmented (and partly removed) batches the
     # student saw. Both first saw the two held-out batches and their two partly removed
@@ -193,3 +194,36 @@ def test_a_pretrained_student_is_fine_tuned_with_its_backbone_held_first(tmp_pat
     recorded = read_config(tmp_path / "run")["metadata"]["training"]["student"]["config"]
     assert (recorded["finetune"], recorded["lr"], recorded["warmup_epochs"],
             recorded["freeze_backbone_epochs"]) == (True, 2e-4, 0.0, 1)
+
+
+def test_the_whole_curve_objective_trains_ranked_maps():
+    student = distill_student(square_target, make_dataset(256), student=tiny_student(),
+                              epochs=2, **FAST).student
+    attr = train_explainer(square_target, make_dataset(256), student=student, epochs=2,
+                           val_data=make_dataset(64, seed=1), objective="curve", budgets=2,
+                           destroy_substrate="both", **FAST)
+    report = attr.metadata["fidelity"]["explainer"]
+    # The held-out curve score is measured before the first epoch and after each.
+    assert report["student_insertion"] > report["start"]["student_insertion"]
+    assert report["best_epoch"] in (1, 2)
+    assert 0 <= report["student_deletion"] < report["student_insertion"] <= 1
+
+
+def test_a_diverging_explainer_run_keeps_its_start_and_stops_early():
+    data, held_out = make_dataset(96), make_dataset(32, seed=1)
+    student = distill_student(square_target, data, student=tiny_student(), epochs=2,
+                              **FAST).student
+    explainer = train_explainer(square_target, data, student=student, val_data=held_out,
+                                epochs=2, **FAST).explainer
+    before = {k: v.clone() for k, v in explainer.state_dict().items()}
+    attr = train_explainer(square_target, data, student=student, explainer=explainer,
+                           val_data=held_out, epochs=4, lr=50.0, warmup_epochs=0.0,
+                           patience=1, **FAST)
+    report = attr.metadata["fidelity"]["explainer"]
+    assert report["best_epoch"] == 0
+    assert attr.metadata["epochs_done"] == 1 and attr.metadata["complete"]
+    assert report["student_insertion"] == report["start"]["student_insertion"]
+    after = attr.explainer.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    # The report of the weights kept is complete: the black box judged their maps.
+    assert {"mask_mean", "target_retained", "target_lost"} <= set(report)

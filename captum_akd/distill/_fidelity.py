@@ -7,7 +7,8 @@ Stage 2: how much score of the black box's class ``c`` the masked image
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -69,6 +70,19 @@ class HeldOut:
             self._cache[perturbed] = fill
 
 
+@contextlib.contextmanager
+def _evaluating(*modules: torch.nn.Module) -> Iterator[None]:
+    """Eval mode for a report, each module's own mode back afterwards."""
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes, strict=True):
+            m.train(mode)
+
+
 @torch.no_grad()
 def student_fidelity(
     student: AttentiveStudent, held_out: HeldOut, ctx: DistContext
@@ -83,24 +97,22 @@ def student_fidelity(
 def _agreement(student: AttentiveStudent, held_out: HeldOut, ctx: DistContext,
                perturbed: bool) -> dict[str, float | int | str | None]:
     """One pass of :func:`student_fidelity`: on the images as they are, or their copies."""
-    was_training = student.training
-    student.eval()
-    sums = torch.zeros(6, dtype=torch.float64, device=held_out.device)
-    for images, labels, teacher in held_out.batches(perturbed):
-        logits = student(images).float()
-        log_p_s = F.log_softmax(logits, dim=1)
-        log_p_t = F.log_softmax(teacher, dim=1)
-        pred_s, pred_t = logits.argmax(1), teacher.argmax(1)
-        labelled = labels >= 0
-        sums += torch.stack([
-            torch.tensor(float(images.shape[0]), device=sums.device),
-            (pred_s == pred_t).sum().double(),
-            (log_p_t.exp() * (log_p_t - log_p_s)).sum(1).sum().double(),
-            labelled.sum().double(),
-            ((pred_s == labels) & labelled).sum().double(),
-            ((pred_t == labels) & labelled).sum().double(),
-        ])
-    student.train(was_training)
+    with _evaluating(student):
+        sums = torch.zeros(6, dtype=torch.float64, device=held_out.device)
+        for images, labels, teacher in held_out.batches(perturbed):
+            logits = student(images).float()
+            log_p_s = F.log_softmax(logits, dim=1)
+            log_p_t = F.log_softmax(teacher, dim=1)
+            pred_s, pred_t = logits.argmax(1), teacher.argmax(1)
+            labelled = labels >= 0
+            sums += torch.stack([
+                torch.tensor(float(images.shape[0]), device=sums.device),
+                (pred_s == pred_t).sum().double(),
+                (log_p_t.exp() * (log_p_t - log_p_s)).sum(1).sum().double(),
+                labelled.sum().double(),
+                ((pred_s == labels) & labelled).sum().double(),
+                ((pred_t == labels) & labelled).sum().double(),
+            ])
     n, agree, kl, n_lab, correct_s, correct_t = all_reduce_sum(sums, ctx).tolist()
     return {
         "split": held_out.split,
@@ -125,30 +137,26 @@ def explainer_fidelity(
     blur: tuple[int, float] = (11, 5.0),
 ) -> dict[str, float | int | str]:
     """How much class score the maps keep and remove, for the black box's class."""
-    was_training = student.training, explainer.training
-    student.eval()
-    explainer.eval()
-    sums = torch.zeros(8, dtype=torch.float64, device=held_out.device)
-    for images, _, teacher in held_out.batches():
-        classes = teacher.argmax(1)
-        mask = explainer.explain(student, images, classes).float()
-        blurred = gaussian_blur(images, *blur)
-        kept = mask * images + (1 - mask) * blurred
-        removed = (1 - mask) * images + mask * blurred
-        scores = student(torch.cat([images, kept, removed]))
-        s_orig, s_kept, s_removed = _probability(scores, classes.repeat(3)).chunk(3)
-        t_kept = call_black_box(held_out.forward_func, kept).float()
-        t_removed = call_black_box(held_out.forward_func, removed).float()
-        sums += torch.stack([
-            torch.tensor(float(images.shape[0]), device=sums.device),
-            mask.mean(dim=(1, 2, 3)).sum().double(),
-            s_orig.sum().double(), s_kept.sum().double(), s_removed.sum().double(),
-            _probability(teacher, classes).sum().double(),
-            _probability(t_kept, classes).sum().double(),
-            _probability(t_removed, classes).sum().double(),
-        ])
-    student.train(was_training[0])
-    explainer.train(was_training[1])
+    with _evaluating(student, explainer):
+        sums = torch.zeros(8, dtype=torch.float64, device=held_out.device)
+        for images, _, teacher in held_out.batches():
+            classes = teacher.argmax(1)
+            mask = explainer.explain(student, images, classes).float()
+            blurred = gaussian_blur(images, *blur)
+            kept = mask * images + (1 - mask) * blurred
+            removed = (1 - mask) * images + mask * blurred
+            scores = student(torch.cat([images, kept, removed]))
+            s_orig, s_kept, s_removed = _probability(scores, classes.repeat(3)).chunk(3)
+            t_kept = call_black_box(held_out.forward_func, kept).float()
+            t_removed = call_black_box(held_out.forward_func, removed).float()
+            sums += torch.stack([
+                torch.tensor(float(images.shape[0]), device=sums.device),
+                mask.mean(dim=(1, 2, 3)).sum().double(),
+                s_orig.sum().double(), s_kept.sum().double(), s_removed.sum().double(),
+                _probability(teacher, classes).sum().double(),
+                _probability(t_kept, classes).sum().double(),
+                _probability(t_removed, classes).sum().double(),
+            ])
     n, mask_sum, *scores = all_reduce_sum(sums, ctx).tolist()
     n = max(n, 1)
     report: dict[str, float | int | str] = {"split": held_out.split, "images": int(n),
@@ -160,3 +168,45 @@ def explainer_fidelity(
                        f"{model}_retained": kept / max(whole, 1e-12),
                        f"{model}_lost": 1 - deleted / max(whole, 1e-12)})
     return report
+
+
+#: Kept shares at which the held-out curve score reads the student (a coarse insertion/deletion).
+CURVE_SHARES = (0.05, 0.15, 0.3, 0.5, 0.7)
+
+
+@torch.no_grad()
+def explainer_curve(
+    student: AttentiveStudent,
+    explainer: ExplanationNet,
+    held_out: HeldOut,
+    ctx: DistContext,
+    blur: tuple[int, float] = (11, 5.0),
+    substrates: tuple[str, ...] = ("blur",),
+) -> dict[str, float]:
+    """The student's class score with each map's top pixels kept, and with them removed.
+
+    A coarse, student-only insertion and deletion (the mean over
+    :data:`CURVE_SHARES` of ``p_student(c)``), for choosing the best epoch
+    without querying the black box on masked images.
+    """
+    with _evaluating(student, explainer):
+        sums = torch.zeros(3, dtype=torch.float64, device=held_out.device)
+        for images, _, teacher in held_out.batches():
+            classes = teacher.argmax(1)
+            mask = explainer.explain(student, images, classes).float().flatten(1)
+            ranks = mask.argsort(1).argsort(1).reshape(images.shape[0], 1, *images.shape[-2:])
+            blurred = gaussian_blur(images, *blur)
+            bases = {"blur": blurred, "zero": torch.zeros_like(images)}
+            kept = removed = torch.zeros((), dtype=torch.float64, device=sums.device)
+            for share in CURVE_SHARES:
+                top = (ranks >= mask.shape[1] - round(share * mask.shape[1])).to(images)
+                kept = kept + _probability(student(top * images + (1 - top) * blurred),
+                                           classes).sum().double()
+                for name in substrates:
+                    removed = removed + _probability(
+                        student((1 - top) * images + top * bases[name]), classes).sum().double()
+            sums += torch.stack([torch.tensor(float(images.shape[0]), device=sums.device),
+                                 kept / len(CURVE_SHARES),
+                                 removed / (len(CURVE_SHARES) * len(substrates))])
+    n, kept, removed = all_reduce_sum(sums, ctx).tolist()
+    return {"student_insertion": kept / max(n, 1), "student_deletion": removed / max(n, 1)}

@@ -11,12 +11,12 @@ from torch import Tensor
 
 from captum_akd._image_ops import gaussian_blur
 from captum_akd._validation import call_black_box
-from captum_akd.distill._fidelity import explainer_fidelity
+from captum_akd.distill._fidelity import explainer_curve, explainer_fidelity
 from captum_akd.distill._state import load_weights, module_digest
 from captum_akd.distill._trainer import Shared
 from captum_akd.distill.augment import BatchAugment
 from captum_akd.distill.config import ExplainerConfig
-from captum_akd.distill.losses import explainer_loss
+from captum_akd.distill.losses import draw_budgets, explainer_loss, soft_top_k
 from captum_akd.models import AttentiveStudent, ExplanationNet
 
 
@@ -40,7 +40,11 @@ def choose_classes(
 
 
 class ExplainerStage:
-    """Preserve/destroy/area/TV training of ``explainer`` through the frozen ``student``."""
+    """Preserve/destroy/area/TV training of ``explainer`` through the frozen ``student``.
+
+    With ``objective="curve"`` the preserve and destroy terms see the map's soft
+    top-k masks at shares drawn per image (see :mod:`captum_akd.distill.losses`).
+    """
 
     name = "explainer"
     peer = None
@@ -93,26 +97,52 @@ class ExplainerStage:
                                 tuple(images.shape[-2:]))
         mask = mask.float()
         blurred = gaussian_blur(images, config.blur_kernel, config.blur_sigma)
-        preserved = mask * images + (1 - mask) * blurred
-        destroyed = (1 - mask) * images + mask * blurred
+        kept, repeat, curve = mask, 1, config.objective == "curve"
+        if curve:
+            repeat = config.budgets
+            budgets = draw_budgets(len(mask), repeat, config.budget_power, generator)
+            kept = soft_top_k(mask, budgets, config.topk_temperature).flatten(0, 1)[:, None]
+            images, blurred = images.repeat_interleave(repeat, 0), blurred.repeat_interleave(
+                repeat, 0)
+        preserved = kept * images + (1 - kept) * blurred
+        destroyed = (1 - kept) * images + kept * self._substrate(blurred, generator)
         # Eval-mode batch norm: one call on both halves equals two calls.
         with self.precision.autocast():
             logits = student(torch.cat([preserved, destroyed])).float()
         logits_preserved, logits_destroyed = logits.chunk(2)
         return explainer_loss(
-            logits_preserved, logits_destroyed, mask, classes,
+            logits_preserved, logits_destroyed, mask, classes.repeat_interleave(repeat),
             config.preserve_weight, config.destroy_weight, config.area_weight,
-            config.tv_weight, config.area_target,
+            config.tv_weight, config.area_target, kept if curve else None,
+            probability=curve and config.curve_terms == "probability",
         )
 
-    def evaluate(self, epoch: int | None, last: bool) -> tuple[dict[str, float], dict | None]:
-        if not last:
-            return {}, None
-        held_out = self.shared.held_out
-        report = explainer_fidelity(self.student, self.explainer, held_out, self.shared.ctx,
-                                    (self.config.blur_kernel, self.config.blur_sigma))
-        keys = ("mask_mean", "student_retained", "student_lost")
-        return {f"{held_out.split}_{k}": report[k] for k in keys}, report
+    def _substrate(self, blurred: Tensor, generator: torch.Generator) -> Tensor:
+        """What the destroy term's removed pixels become, per mask."""
+        choice = self.config.destroy_substrate
+        if choice != "both":
+            return blurred if choice == "blur" else torch.zeros_like(blurred)
+        use_blur = torch.rand(len(blurred), generator=generator) < 0.5
+        return torch.where(use_blur.to(blurred.device)[:, None, None, None], blurred, 0.0)
 
-    def score(self, report: dict) -> None:
-        return None  # the explainer keeps its last epoch
+    def evaluate(self, epoch: int | None, last: bool) -> tuple[dict[str, float], dict | None]:
+        held_out, config = self.shared.held_out, self.config
+        blur = (config.blur_kernel, config.blur_sigma)
+        substrates = ("blur", "zero") if config.destroy_substrate == "both" else (
+            config.destroy_substrate,)
+        report: dict = {**explainer_curve(self.student, self.explainer, held_out,
+                                          self.shared.ctx, blur, substrates),
+                        "epoch": 0 if epoch is None else epoch + 1}
+        extra = {f"{held_out.split}_{k}": report[k]
+                 for k in ("student_insertion", "student_deletion")}
+        if last:
+            report = {**explainer_fidelity(self.student, self.explainer, held_out,
+                                           self.shared.ctx, blur), **report}
+            keys = ("mask_mean", "student_retained", "student_lost")
+            extra.update({f"{held_out.split}_{k}": report[k] for k in keys})
+        return extra, report
+
+    def score(self, report: dict) -> tuple[float, ...]:
+        # The student's coarse insertion minus deletion on held-out maps: the best epoch is
+        # chosen without showing the black box a single masked image.
+        return (report["student_insertion"] - report["student_deletion"],)

@@ -252,8 +252,14 @@ def train(stage: Stage, shared: Shared) -> list[dict[str, float]]:
             if best is not None and report is not None and (
                     stage.score(report) > tuple(best["score"])):
                 best = {**_best_so_far(stage, report, epoch + 1), "start": best["start"]}
+            if (not last and best is not None and config.patience is not None
+                    and epoch + 1 - best["epoch"] >= config.patience):
+                log(f"stage {number}: no better held-out score for {config.patience} epochs; "
+                    f"stopping after epoch {epoch + 1}/{config.epochs}", ctx, run.quiet)
+                last = True
+                extra, report = stage.evaluate(epoch, True)
             if last and best is not None:
-                report = _keep_best(stage, best, report)
+                report = _keep_best(stage, best, report, epoch)
             if report is not None and last:
                 out.state.reports[stage.name] = report
             record = {"epoch": epoch + 1, **stats, **extra}
@@ -266,6 +272,8 @@ def train(stage: Stage, shared: Shared) -> list[dict[str, float]]:
             out.save(stage.student, stage.explainer, shared.metadata(),
                      {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                       "scaler": scaler, "best": best}, stage.peer)
+            if last:
+                break
     return list(history)
 
 
@@ -279,12 +287,15 @@ def _best_so_far(stage: Stage, report: dict | None, epoch: int) -> dict[str, Any
             "state": state}
 
 
-def _keep_best(stage: Stage, best: dict[str, Any], last: dict) -> dict:
+def _keep_best(stage: Stage, best: dict[str, Any], last: dict, epoch: int) -> dict:
     """Put the best epoch's weights back; its report says where the run started and ended."""
+    kept = last
     if best["epoch"] != last.get("epoch", -1):
         stage.module.load_state_dict(best["state"])
-    brief = [k for k in best["report"] if isinstance(best["report"][k], float)]
-    return {**best["report"], "best_epoch": best["epoch"],
+        # Measured again on the weights kept: the last epoch may report more than the others.
+        kept = {**stage.evaluate(epoch, True)[1], "epoch": best["epoch"]}
+    brief = [k for k in best["start"] if isinstance(best["start"][k], float)]
+    return {**kept, "best_epoch": best["epoch"],
             "start": {k: best["start"][k] for k in brief},
             "last": {k: last[k] for k in brief}}
 

@@ -35,6 +35,8 @@ from captum_akd.distill.augment import CROP_MODES
 
 OPTIMIZERS = ("adamw", "sgd")
 OTHER_CLASS_MODES = ("second", "random")
+OBJECTIVES = ("area", "curve")
+CURVE_TERMS = ("log", "probability")
 PERTURB_CHOICES = ("both", "smooth", "scattered")
 SUBSTRATE_CHOICES = ("both", "blur", "zero")
 _POSITIVE = partial(check_number, strict=True)
@@ -162,6 +164,9 @@ class _Optimization(_Checked):
                                   "side", optional_check(_INT),
                                   type=int)
     flip: bool = _setting(True, "random horizontal flips", check_flag)
+    patience: int | None = _setting(
+        None, "stop once the held-out score has not improved for N epochs (the best epoch "
+        "is kept either way); unset: run every epoch", optional_check(_POSITIVE_INT), type=int)
 
     def resolved_lr(self) -> float:
         """The peak learning rate, with ``lr=None`` resolved for the optimizer.
@@ -309,6 +314,28 @@ class ExplainerConfig(_Optimization):
     padding: int | None = _setting(None, "padding of the 'pad' crop; unset is a sixteenth of "
                                   "the side", optional_check(_INT),
                                   type=int)
+    objective: str = _setting(
+        "area", "what the masks are trained on: 'area' (one mask per image, kept near "
+        "area_target) or 'curve' (the map's soft top-k masks at `budgets` shares drawn per "
+        "image, each preserving and destroying the class, so the order of every pixel is "
+        "trained, as insertion, deletion and ROAD read it)", one_of(OBJECTIVES),
+        choices=OBJECTIVES)
+    curve_terms: str = _setting(
+        "log", "with 'curve': how preserve and destroy read the student's probability p of "
+        "the class: 'log' (-log p and -log(1 - p)) or 'probability' (1 - p and p, the "
+        "integrands of insertion and deletion, so no share dominates the loss)",
+        one_of(CURVE_TERMS), choices=CURVE_TERMS)
+    budgets: int = _setting(3, "with 'curve': kept shares per image, stratified on (0, 1)",
+                           _POSITIVE_INT)
+    budget_power: float = _setting(2.0, "with 'curve': each share is u ** p for its stratified "
+                                  "u; p > 1 draws more small shares", _POSITIVE)
+    topk_temperature: float = _setting(
+        0.1, "with 'curve': the soft top-k mask is sigmoid((M - q) / (t * std(M))) around "
+        "the map's per-image quantile q; t is this fraction", _POSITIVE)
+    destroy_substrate: str = _setting(
+        "blur", "what removed pixels become in the destroy term: 'blur' (the blurred image), "
+        "'zero' (0 in the input space, as the paper's deletion) or 'both' (drawn per mask)",
+        one_of(SUBSTRATE_CHOICES), choices=SUBSTRATE_CHOICES)
     preserve_weight: float = _setting(1.0, "weight of CE(student(M*x + (1-M)*b), c): the kept "
                                      "pixels must carry the class", check_number)
     destroy_weight: float = _setting(1.0, "weight of -log(1 - p(c | (1-M)*x + M*b)): removing "

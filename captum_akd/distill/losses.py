@@ -12,6 +12,10 @@ with ``b`` a blurred copy of the image ``x`` and ``c`` the class explained::
     area      lambda_a * mean(M)            (or a target fraction, see area_loss)
     smooth    lambda_tv * TV(M)
 
+With the whole-curve objective, preserve and destroy are applied to the soft
+top-k masks of :func:`soft_top_k` at several kept shares per image (drawn by
+:func:`draw_budgets`) instead of to ``M`` itself, and ``TV`` to those masks.
+
 Every function works on float32 logits; callers under autocast cast first.
 """
 
@@ -185,6 +189,74 @@ def area_loss(mask: Tensor, target: float | None = None) -> Tensor:
     return (flat.sort(dim=1).values - reference).pow(2).mean()
 
 
+def draw_budgets(n: int, count: int, power: float, generator: torch.Generator) -> Tensor:
+    """Kept shares for the whole-curve objective: ``count`` per image, stratified on (0, 1).
+
+    Share ``b`` of an image is ``u ** power`` with ``u`` uniform on
+    ``[b / count, (b + 1) / count)``, so every image covers the whole curve and
+    ``power > 1`` puts more of the shares where insertion rises fastest.
+    Shares are clipped to [0.005, 0.995].
+
+    Args:
+        n: number of images.
+        count: shares per image.
+        power: the exponent ``p > 0``.
+        generator: a CPU generator for the draw (so it repeats).
+
+    Returns:
+        ``n x count`` shares (CPU, float32), increasing along each row.
+
+    Examples::
+
+        >>> from captum_akd.distill.losses import draw_budgets
+        >>> shares = draw_budgets(2, 3, 1.0, torch.Generator().manual_seed(0))
+        >>> shares.shape, bool((shares.diff(dim=1) > 0).all())
+        (torch.Size([2, 3]), True)
+    """
+    strata = torch.arange(count, dtype=torch.float32)
+    u = (strata + torch.rand(n, count, generator=generator)) / count
+    return u.pow(power).clamp(0.005, 0.995)
+
+
+def soft_top_k(mask: Tensor, budgets: Tensor, temperature: float) -> Tensor:
+    """Differentiable masks keeping each map's highest-ranked share of pixels.
+
+    For share ``a`` the threshold ``q`` is the map's own ``1 - a`` quantile
+    (per image, no gradient) and the soft mask is
+    ``sigmoid((M - q) / (temperature * std(M)))``: about a share ``a`` of
+    the pixels is near 1, and the gradient reaches the pixels ranked near the
+    threshold. Scaling by the map's spread makes the result depend on the
+    map's order, not on its values' range.
+
+    Args:
+        mask: ``N x 1 x H x W`` maps.
+        budgets: ``N x B`` kept shares in (0, 1).
+        temperature: width of the sigmoid as a fraction of each map's std.
+
+    Returns:
+        ``N x B x H x W`` soft masks in (0, 1).
+
+    Examples::
+
+        >>> from captum_akd.distill.losses import soft_top_k
+        >>> mask = torch.arange(16.0).reshape(1, 1, 4, 4)
+        >>> kept = soft_top_k(mask, torch.tensor([[0.25, 0.5]]), temperature=0.01)
+        >>> kept.shape, kept.round().sum(dim=(2, 3)).tolist()
+        (torch.Size([1, 2, 4, 4]), [[4.0, 8.0]])
+    """
+    n, _, h, w = mask.shape
+    flat = mask.flatten(1)
+    ordered = flat.detach().sort(dim=1).values
+    # The value with a share ``a`` of the pixels above it; the soft mask is 0.5 there.
+    above = (budgets.to(flat.device) * flat.shape[1]).round().long().clamp(1, flat.shape[1])
+    low = ordered.gather(1, flat.shape[1] - above)
+    high = ordered.gather(1, (flat.shape[1] - above - 1).clamp_min(0))
+    threshold = (low + high) / 2
+    scale = temperature * flat.detach().std(dim=1, keepdim=True).clamp_min(1e-6)
+    soft = torch.sigmoid((flat[:, None, :] - threshold[..., None]) / scale[..., None])
+    return soft.reshape(n, budgets.shape[1], h, w)
+
+
 def tv_loss(mask: Tensor) -> Tensor:
     """Anisotropic total variation: mean absolute difference of neighbouring pixels.
 
@@ -216,16 +288,24 @@ def explainer_loss(
     area_weight: float = 1.0,
     tv_weight: float = 0.1,
     area_target: float | None = None,
+    tv_mask: Tensor | None = None,
+    probability: bool = False,
 ) -> dict[str, Tensor]:
     """Stage-2 loss: the weighted sum of the four terms above.
 
     Args:
-        logits_preserved: ``N x K`` student logits on ``M * x + (1 - M) * b``.
-        logits_destroyed: ``N x K`` student logits on ``(1 - M) * x + M * b``.
+        logits_preserved: ``N x K`` student logits on ``M * x + (1 - M) * b``
+            (or ``N' x K`` on the images of any ``N'`` masks made from ``M``).
+        logits_destroyed: ``N x K`` student logits on ``(1 - M) * x + M * b``
+            (or on the same ``N'`` masks' inverses).
         mask: ``N x 1 x H x W`` masks in [0, 1].
-        classes: ``N`` explained classes.
+        classes: ``N`` (or ``N'``) explained classes.
         preserve_weight, destroy_weight, area_weight, tv_weight: term weights.
         area_target: see :func:`area_loss`.
+        tv_mask: the masks whose total variation is penalised (the soft top-k
+            masks of the whole-curve objective); default ``mask``.
+        probability: preserve and destroy as ``1 - p(c)`` and ``p(c)`` (the
+            integrands of insertion and deletion) instead of their logs.
 
     Returns:
         ``{"loss", "preserve", "destroy", "area", "tv"}`` scalars (the parts
@@ -239,11 +319,17 @@ def explainer_loss(
         >>> {name: round(value.item(), 4) for name, value in parts.items()}
         {'loss': 2.174, 'preserve': 1.3863, 'destroy': 0.2877, 'area': 0.5, 'tv': 0.0}
     """
+    if probability:
+        kept = F.softmax(logits_preserved, dim=1).gather(1, classes[:, None])
+        removed = F.softmax(logits_destroyed, dim=1).gather(1, classes[:, None])
+        terms = {"preserve": (1 - kept).mean(), "destroy": removed.mean()}
+    else:
+        terms = {"preserve": preserve_loss(logits_preserved, classes),
+                 "destroy": destroy_loss(logits_destroyed, classes)}
     parts = {
-        "preserve": preserve_loss(logits_preserved, classes),
-        "destroy": destroy_loss(logits_destroyed, classes),
+        **terms,
         "area": area_loss(mask, area_target),
-        "tv": tv_loss(mask),
+        "tv": tv_loss(mask if tv_mask is None else tv_mask),
     }
     total = (
         preserve_weight * parts["preserve"]

@@ -1,0 +1,111 @@
+"""Stage-2 objectives on the demo's data, black box and distilled student.
+
+``python -m benchmarks.explainer_objective --checkpoint akd-demo/checkpoint NAME=JSON ...``
+rebuilds the demo's black box (same data, seed and training), loads the
+student of a demo checkpoint, trains one explanation network per variant
+(``NAME={"objective": "curve", ...}``: :class:`~captum_akd.distill.ExplainerConfig`
+fields; ``"init": true`` fine-tunes the checkpoint's explainer instead of a
+fresh one), and scores every variant, Grad-CAM and the three controls on the
+black box under the protocol (intervals, paired verdicts against Grad-CAM).
+The scored images are the demo's first test images; stage 2's held-out data
+(best-epoch choice) are the test images after them, so no scored image is
+seen in training or selection. One JSON line per variant is printed and
+``results.json`` is written to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import TensorDataset
+
+from benchmarks.common import demo_black_box, write_results
+from captum_akd import AttentiveDistillationAttribution
+from captum_akd.demo import DemoSettings
+from captum_akd.distill import train_explainer
+from captum_akd.evaluation import (
+    bootstrap_cells,
+    build_methods,
+    compare_methods,
+    paired_differences,
+)
+from captum_akd.models import ExplanationNet
+
+KEYS = ("insertion", "deletion", "deletion_blur", "road_combined", "energy_pointing_game")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="a demo checkpoint directory")
+    parser.add_argument("--images", type=int, default=200, help="scored test images")
+    parser.add_argument("--road-images", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", required=True, help="results directory")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="score the variants only (Grad-CAM and controls not re-run)")
+    parser.add_argument("variants", nargs="+", metavar="NAME=JSON")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    s = DemoSettings()
+    target, train, test = demo_black_box(s)
+    loaded = AttentiveDistillationAttribution.load(args.checkpoint, target)
+    student = loaded.student
+    scored = slice(0, args.images)
+    held_out = TensorDataset(test["image"][args.images:], test["label"][args.images:])
+    methods, trained = {}, {}
+    for spec in args.variants:
+        name, _, options = spec.partition("=")
+        options = json.loads(options or "{}")
+        init = options.pop("init", False)
+        torch.manual_seed(s.seed)
+        explainer = (copy.deepcopy(loaded.explainer) if init
+                     else ExplanationNet.for_student(student, width=s.explainer_width))
+        started = time.time()
+        attr = train_explainer(target, TensorDataset(train["image"], train["label"]),
+                               student=student, explainer=explainer, val_data=held_out,
+                               epochs=options.pop("epochs", args.epochs), seed=s.seed,
+                               quiet=True, **{"area_target": s.area_target, **options})
+        trained[name] = {"options": {**options, "init": init},
+                         "seconds": round(time.time() - started),
+                         "report": {k: v for k, v in
+                                    attr.metadata["fidelity"]["explainer"].items()
+                                    if isinstance(v, (int, float, str))}}
+        print(json.dumps({name: trained[name]}), flush=True)
+        methods[name] = attr
+    names = list(methods)
+    methods["checkpoint's explainer"] = loaded
+    if not args.no_baselines:
+        methods.update(build_methods(target, loaded, target.features[-1],
+                                     methods=("gradcam",), seed=s.seed))
+    comparison = compare_methods(target, methods, test["image"][scored],
+                                 masks=test["mask"][scored], step=s.step, batch_size=64,
+                                 road_images=args.road_images, road_threads=args.threads,
+                                 progress=True)
+    cells = bootstrap_cells(comparison, seed=s.seed)
+    reference = "Grad-CAM" if "Grad-CAM" in methods else names[0]
+    paired = paired_differences(comparison, reference, seed=s.seed)
+    rows = {}
+    for name in methods:
+        row = {k: [round(cells[name][k].mean, 4), round(cells[name][k].low, 4),
+                   round(cells[name][k].high, 4)] for k in KEYS if k in cells[name]}
+        if name in paired:
+            row["vs_" + reference] = {k: paired[name][k].verdict for k in KEYS
+                                      if k in paired[name]}
+        rows[name] = {**row, **trained.get(name, {})}
+        print(json.dumps({name: rows[name]}))
+    text = json.dumps({"command": "python -m benchmarks.explainer_objective " + " ".join(
+        f"'{v}'" for v in args.variants), "images": args.images,
+        "road_images": args.road_images, "epochs": args.epochs, "rows": rows}, indent=1)
+    write_results(Path(args.out), {"results.json": lambda path: path.write_text(text)},
+                  overwrite=args.overwrite)
+
+
+if __name__ == "__main__":
+    main()
