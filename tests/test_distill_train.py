@@ -227,3 +227,14 @@ def test_a_diverging_explainer_run_keeps_its_start_and_stops_early():
     assert all(torch.equal(before[k], after[k]) for k in before)
     # The report of the weights kept is complete: the black box judged their maps.
     assert {"mask_mean", "target_retained", "target_lost"} <= set(report)
+
+
+def test_patience_counts_only_epochs_that_were_measured():
+    data, held_out = make_dataset(64), make_dataset(32, seed=1)
+    # A rate this large never improves on the start, but epoch 1 is not measured
+    # (eval_every=2), so the run stops after epoch 2, not 1.
+    result = distill_student(square_target, data, student=tiny_student(), val_data=held_out,
+                             epochs=4, eval_every=2, patience=1, lr=50.0, warmup_epochs=0.0,
+                             finetune=False, **FAST)
+    assert [h["epoch"] for h in result.history] == [1, 2]
+    assert result.report["best_epoch"] == 0

@@ -281,6 +281,14 @@ def train_explainer(
       extremal-perturbation constraint that keeps a fraction ``a`` (default)
     - smoothness: ``tv_weight * TV(M)``
 
+    With ``objective="curve"`` preserve and destroy act on the map's soft
+    top-k masks at ``budgets`` kept shares drawn per image instead of on
+    ``M`` (destroy over the blur, zeros or both: ``destroy_substrate``), so
+    the order of every pixel is trained, as insertion, deletion and ROAD read
+    it. Before the first epoch and after each, a student-only curve score of
+    the held-out maps (coarse insertion minus deletion) is measured and the
+    best epoch is kept; ``patience`` stops a run that no longer improves.
+
     Call it alone to re-run stage 2 on a student distilled before. Same
     distributed, checkpoint and resume behaviour as :func:`distill_student`.
 

@@ -252,7 +252,9 @@ def train(stage: Stage, shared: Shared) -> list[dict[str, float]]:
             if best is not None and report is not None and (
                     stage.score(report) > tuple(best["score"])):
                 best = {**_best_so_far(stage, report, epoch + 1), "start": best["start"]}
-            if (not last and best is not None and config.patience is not None
+            # Counted in evaluated epochs' terms: an epoch without a report stops nothing.
+            if (not last and best is not None and report is not None
+                    and config.patience is not None
                     and epoch + 1 - best["epoch"] >= config.patience):
                 log(f"stage {number}: no better held-out score for {config.patience} epochs; "
                     f"stopping after epoch {epoch + 1}/{config.epochs}", ctx, run.quiet)
