@@ -253,13 +253,14 @@ def train(stage: Stage, shared: Shared) -> list[dict[str, float]]:
                     stage.score(report) > tuple(best["score"])):
                 best = {**_best_so_far(stage, report, epoch + 1), "start": best["start"]}
             # Counted in evaluated epochs' terms: an epoch without a report stops nothing.
+            # The best epoch is then an earlier one, so _keep_best measures its weights for
+            # the final report; this epoch's own report is not needed in full.
             if (not last and best is not None and report is not None
                     and config.patience is not None
                     and epoch + 1 - best["epoch"] >= config.patience):
                 log(f"stage {number}: no better held-out score for {config.patience} epochs; "
                     f"stopping after epoch {epoch + 1}/{config.epochs}", ctx, run.quiet)
                 last = True
-                extra, report = stage.evaluate(epoch, True)
             if last and best is not None:
                 report = _keep_best(stage, best, report, epoch)
             if report is not None and last:
