@@ -42,6 +42,17 @@ RUN = textwrap.dedent(
 ).format(n_train=N_TRAIN, n_val=N_VAL, settings=SETTINGS)
 
 
+def kill_after(tmp_path, saves, settings=SETTINGS):
+    """Run ``settings`` in a subprocess that is killed after its ``saves``-th save."""
+    out = tmp_path / "run"
+    script = tmp_path / "run_and_die.py"
+    script.write_text(RUN.replace(repr(SETTINGS), repr(settings)))
+    proc = subprocess.run([PYTHON, str(script), str(out), str(saves)], env=subprocess_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    return out
+
+
 def run(out, **kwargs):
     return captum_akd.distill(square_target, make_dataset(N_TRAIN), student=tiny_student(),
                               val_data=make_dataset(N_VAL, seed=1), out=out,
@@ -61,14 +72,9 @@ def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 
 # Epochs: 2 of stage 1, then 2 of stage 2; kill after the 1st or the 3rd.
-@pytest.mark.parametrize("kill_after, stage", [(1, "student"), (3, "explainer")])
-def test_killed_run_resumes_to_identical_weights(tmp_path, uninterrupted, kill_after, stage):
-    out = tmp_path / "run"
-    script = tmp_path / "run_and_die.py"
-    script.write_text(RUN)
-    proc = subprocess.run([PYTHON, str(script), str(out), str(kill_after)],
-                          env=subprocess_env(), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == -9, proc.stderr[-2000:]
+@pytest.mark.parametrize("saves, stage", [(1, "student"), (3, "explainer")])
+def test_killed_run_resumes_to_identical_weights(tmp_path, uninterrupted, saves, stage):
+    out = kill_after(tmp_path, saves)
     state = json.loads((out / STATE_JSON).read_text())
     assert (state["stage"], state["complete"]) == (stage, False)
     assert state["epoch"] == 1
@@ -85,12 +91,7 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, uninterrupted, kill_a
 
 def test_a_run_with_perturbation_matching_resumes_to_identical_weights(tmp_path):
     perturbed = {**SETTINGS, "explainer_epochs": 1, "student_config": {"perturb_share": 0.5}}
-    out = tmp_path / "run"
-    script = tmp_path / "run_and_die.py"
-    script.write_text(RUN.replace(repr(SETTINGS), repr(perturbed)))
-    proc = subprocess.run([PYTHON, str(script), str(out), "1"], env=subprocess_env(),
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == -9, proc.stderr[-2000:]
+    out = kill_after(tmp_path, 1, perturbed)
     resumed = run(out, resume=True, explainer_epochs=1,
                   student_config={"perturb_share": 0.5})
     whole = run(tmp_path / "whole", explainer_epochs=1, student_config={"perturb_share": 0.5})
@@ -102,13 +103,8 @@ def test_a_run_with_perturbation_matching_resumes_to_identical_weights(tmp_path)
 def test_a_run_with_the_curve_objective_resumes_to_identical_weights(tmp_path):
     curve = {"objective": "curve", "budgets": 2, "destroy_substrate": "both"}
     settings = {**SETTINGS, "explainer_config": curve}
-    out = tmp_path / "run"
-    script = tmp_path / "run_and_die.py"
-    script.write_text(RUN.replace(repr(SETTINGS), repr(settings)))
     # Killed after the first of stage 2's two epochs.
-    proc = subprocess.run([PYTHON, str(script), str(out), "3"], env=subprocess_env(),
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == -9, proc.stderr[-2000:]
+    out = kill_after(tmp_path, 3, settings)
     resumed = run(out, resume=True, explainer_config=curve)
     whole = run(tmp_path / "whole", explainer_config=curve)
     assert_same_state(resumed.explainer, whole.explainer)
