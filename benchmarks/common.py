@@ -1021,30 +1021,3 @@ def write_results(out: Path, writers: Mapping[str, Callable[[Path], Any]],
     check_out(out, overwrite)
     return write_directory_atomically(out, writers, overwrite, marker="results.json")
 
-
-def demo_black_box(settings: Any) -> tuple[nn.Module, dict[str, Tensor], dict[str, Tensor]]:
-    """The demo's data and black box, rebuilt exactly as ``captum-akd demo`` builds them.
-
-    Args:
-        settings: a :class:`~captum_akd.demo.DemoSettings`.
-
-    Returns:
-        ``(black box, training tensors, test tensors)``: the trained SmallCNN
-        (eval mode, no gradients to its weights) and the ``image``/``label``/
-        ``mask`` tensors of both splits.
-    """
-    from captum_akd.data import FineGrainedShapes
-    from captum_akd.demo import dataset_tensors, train_classifier
-    from captum_akd.zoo.small_cnn import SmallCNN
-
-    s = settings
-    common = {"num_classes": s.num_classes, "image_size": s.image_size}
-    torch.manual_seed(s.seed)
-    train = dataset_tensors(FineGrainedShapes(s.train_images, seed=s.seed, **common), False)
-    test = dataset_tensors(FineGrainedShapes(s.test_images, seed=s.seed + 1, **common), False)
-    torch.manual_seed(s.seed)
-    target = SmallCNN(s.num_classes, width=s.target_width)
-    train_classifier(target, train["image"], train["label"], s.target_epochs, seed=s.seed,
-                     progress=False)
-    target.requires_grad_(False)
-    return target, train, test

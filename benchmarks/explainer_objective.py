@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import TensorDataset
 
-from benchmarks.common import demo_black_box, write_results
+from benchmarks.common import write_results
 from captum_akd import AttentiveDistillationAttribution
-from captum_akd.demo import DemoSettings
+from captum_akd.demo import DemoSettings, demo_data, demo_target
 from captum_akd.distill import train_explainer
 from captum_akd.evaluation import (
     bootstrap_cells,
@@ -54,7 +54,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     s = DemoSettings()
-    target, train, test = demo_black_box(s)
+    train, test = demo_data(s, progress=False)
+    target = demo_target(s, train, progress=False)
     loaded = AttentiveDistillationAttribution.load(args.checkpoint, target)
     student = loaded.student
     scored = slice(0, args.images)

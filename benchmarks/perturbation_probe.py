@@ -15,8 +15,7 @@ import time
 import torch
 from torch.utils.data import TensorDataset
 
-from benchmarks.common import demo_black_box
-from captum_akd.demo import DemoSettings
+from captum_akd.demo import DemoSettings, demo_data, demo_target
 from captum_akd.distill import distill_student
 from captum_akd.models import cifar_resnet_student
 
@@ -25,7 +24,8 @@ def main(share: float) -> dict:
     """Train the demo's black box, distil it with ``share``, return the fidelity figures."""
     torch.set_num_threads(1)
     s = DemoSettings()
-    target, train, test = demo_black_box(s)
+    train, test = demo_data(s, progress=False)
+    target = demo_target(s, train, progress=False)
     student = cifar_resnet_student(depth=s.student_depth, num_classes=s.num_classes,
                                    stem_stride=s.student_stem_stride)
     held_out = TensorDataset(test["image"][s.eval_images:], test["label"][s.eval_images:])

@@ -223,6 +223,66 @@ def train_classifier(
     return model.eval()
 
 
+def demo_data(settings: DemoSettings, progress: bool = True
+              ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """The demo's training and test images, generated as :func:`run_demo` generates them.
+
+    Args:
+        settings: the run's sizes and seed.
+        progress: show progress bars.
+
+    Returns:
+        ``(train, test)``, each as :func:`dataset_tensors` returns it.
+
+    Examples::
+
+        >>> tiny = DemoSettings(image_size=32, train_images=8, test_images=4)
+        >>> train, test = demo_data(tiny, progress=False)
+        >>> train["image"].shape, test["label"].shape
+        (torch.Size([8, 3, 32, 32]), torch.Size([4]))
+    """
+    from captum_akd.data import FineGrainedShapes
+
+    torch.manual_seed(settings.seed)
+    common = {"num_classes": settings.num_classes, "image_size": settings.image_size}
+    train = dataset_tensors(FineGrainedShapes(settings.train_images, seed=settings.seed, **common),
+                            progress, "train data")
+    test = dataset_tensors(
+        FineGrainedShapes(settings.test_images, seed=settings.seed + 1, **common),
+        progress, "test data")
+    return train, test
+
+
+def demo_target(settings: DemoSettings, train: dict[str, Tensor], progress: bool = True
+                ) -> nn.Module:
+    """The demo's black box, trained as :func:`run_demo` trains it (the same weights).
+
+    Args:
+        settings: the run's sizes and seed.
+        train: the training tensors of :func:`demo_data`.
+        progress: show a progress bar.
+
+    Returns:
+        The trained :class:`~captum_akd.zoo.small_cnn.SmallCNN`, in eval mode,
+        with no gradients to its weights.
+
+    Examples::
+
+        >>> tiny = DemoSettings(image_size=32, train_images=8, test_images=4, target_epochs=1)
+        >>> train, test = demo_data(tiny, progress=False)
+        >>> target = demo_target(tiny, train, progress=False)
+        >>> target(test["image"]).shape
+        torch.Size([4, 8])
+    """
+    from captum_akd.zoo.small_cnn import SmallCNN
+
+    torch.manual_seed(settings.seed)
+    target = SmallCNN(settings.num_classes, width=settings.target_width)
+    train_classifier(target, train["image"], train["label"], settings.target_epochs,
+                     seed=settings.seed, progress=progress)
+    return target.requires_grad_(False)
+
+
 @torch.no_grad()
 def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 256) -> float:
     """Top-1 accuracy of ``model`` in percent.
@@ -384,7 +444,6 @@ def run_demo(
     )
     from captum_akd.models import ExplanationNet, cifar_resnet_student
     from captum_akd.report import comparison_to_dict, save_curves, save_maps_grid
-    from captum_akd.zoo.small_cnn import SmallCNN
 
     settings = settings or (DemoSettings.quick() if quick else DemoSettings())
     # Refuse before ten minutes of work, not after.
@@ -396,22 +455,12 @@ def run_demo(
         if progress:
             tqdm.write(line)
 
-    torch.manual_seed(settings.seed)
     common = {"num_classes": settings.num_classes, "image_size": settings.image_size}
-    train = dataset_tensors(FineGrainedShapes(settings.train_images, seed=settings.seed, **common),
-                            progress, "train data")
-    test = dataset_tensors(
-        FineGrainedShapes(settings.test_images, seed=settings.seed + 1, **common),
-        progress, "test data")
+    train, test = demo_data(settings, progress)
     wall["data"] = time.perf_counter() - started
 
     lap = time.perf_counter()
-    torch.manual_seed(settings.seed)
-    target = SmallCNN(settings.num_classes, width=settings.target_width)
-    train_classifier(target, train["image"], train["label"], settings.target_epochs,
-                     seed=settings.seed, progress=progress)
-    for p in target.parameters():
-        p.requires_grad_(False)
+    target = demo_target(settings, train, progress)
     target_accuracy = accuracy(target, test["image"], test["label"])
     wall["target"] = time.perf_counter() - lap
     say(f"black box trained: {target_accuracy:.1f} % test accuracy ({wall['target']:.0f} s)")
