@@ -25,13 +25,14 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from benchmarks.common import (
     REPO,
     TrackSetup,
     cached_attribution,
     cifar_split,
+    explainer_options,
     load_explicit_checkpoint,
     normalize_image,
     predictions,
@@ -92,7 +93,9 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--from-scratch", action="store_true",
                        help="cifar10: do not start the student from the public ResNet-20")
     group.add_argument("--val-images", type=int, default=2000,
-                       help="cifar10: test images for the distillation's fidelity reports")
+                       help="cifar10: test images drawn for the distillation's fidelity "
+                            "reports and best epochs (those among the explained ones are "
+                            "left out)")
     group.add_argument("--fidelity-images", type=int,
                        help="cifar10: test images for the student's agreement (default all)")
     group.add_argument("--sanity", action=argparse.BooleanOptionalAction, default=None,
@@ -235,8 +238,11 @@ def distilled(run: Run, name: str, target: torch.nn.Module, epochs: int,
     settings = {"track": NAME, "target": name, "student_depth": args.student_depth,
                 "pretrained_backbone": not args.from_scratch, "epochs": epochs,
                 "explainer_epochs": explainer_epochs, "train_images": train_images,
-                "val_images": args.val_images, "batch_size": args.distill_batch_size,
+                "val_images": args.val_images, "val_without_explained": True,
+                "batch_size": args.distill_batch_size,
                 "optimizer": "sgd", "lr": args.student_lr, "seed": args.seed}
+    if explainer_options(args, changed_only=True):
+        settings["explainer"] = explainer_options(args, changed_only=True)
 
     def train(run_dir: Path | None, black_box: CountingBlackBox
               ) -> AttentiveDistillationAttribution:
@@ -245,6 +251,7 @@ def distilled(run: Run, name: str, target: torch.nn.Module, epochs: int,
             val_data=run.val_set(), epochs=epochs, explainer_epochs=explainer_epochs,
             # SGD: with the pretrained backbone it beats AdamW here (distill_cifar10.py).
             student_config={"optimizer": "sgd", "lr": args.student_lr},
+            explainer_config=explainer_options(args),
             batch_size=args.distill_batch_size, normalization=NORMALIZATION, device=run.device,
             seed=args.seed, out=run_dir, resume=run_dir is not None, quiet=not run.progress,
         )
@@ -361,10 +368,15 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
                                                 limit=limit, seed=args.seed, preload=True)
         return loaded[("train", limit)]
 
+    explained = set(image_ids)
+
     def val_set() -> Dataset:
         if "val" not in loaded:
-            loaded["val"] = CifarZip(test_zip, transform=normalize_image,
-                                     limit=args.val_images, seed=args.seed + 1, preload=True)
+            drawn = CifarZip(test_zip, transform=normalize_image, limit=args.val_images,
+                             seed=args.seed + 1, preload=True)
+            # The best epochs are chosen on these: never on an image that is scored.
+            keep = [i for i, (name, _) in enumerate(drawn.samples) if name not in explained]
+            loaded["val"] = Subset(drawn, keep)
         return loaded["val"]
 
     run = Run(args, data, device, progress, train_set, val_set)
@@ -464,16 +476,19 @@ def explainer_on(run: Run, stage1: Path, target: torch.nn.Module) -> Distilled:
     settings = {"track": NAME, "student_from": str(stage1),
                 "student_sha256": file_sha256(stage1 / "student.safetensors"),
                 "explainer_epochs": args.explainer_epochs, "train_images": args.train_images,
-                "val_images": args.val_images, "batch_size": args.distill_batch_size,
+                "val_images": args.val_images, "val_without_explained": True,
+                "batch_size": args.distill_batch_size,
                 "seed": args.seed}
+    if explainer_options(args, changed_only=True):
+        settings["explainer"] = explainer_options(args, changed_only=True)
 
     def train(run_dir: Path | None, black_box: CountingBlackBox
               ) -> AttentiveDistillationAttribution:
         return train_explainer(
             black_box, run.train_set(args.train_images), student=student, val_data=run.val_set(),
-            epochs=args.explainer_epochs, batch_size=args.distill_batch_size,
-            normalization=NORMALIZATION, device=run.device, seed=args.seed, out=run_dir,
-            resume=run_dir is not None, quiet=not run.progress,
+            epochs=args.explainer_epochs, config=explainer_options(args),
+            batch_size=args.distill_batch_size, normalization=NORMALIZATION, device=run.device,
+            seed=args.seed, out=run_dir, resume=run_dir is not None, quiet=not run.progress,
         )
 
     attr, record = cached_attribution("cifar10-explainer", settings, target, run.device,

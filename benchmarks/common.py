@@ -426,6 +426,34 @@ def predictions(model: Callable[[Tensor], Tensor], images: Tensor, batch_size: i
 # ------------------------------------------------------------------ methods
 
 
+#: ``--explainer-*`` option -> the :class:`~captum_akd.distill.ExplainerConfig` field it sets.
+EXPLAINER_OPTIONS = {"explainer_objective": "objective", "explainer_budgets": "budgets",
+                     "explainer_destroy": "destroy_substrate",
+                     "explainer_area_weight": "area_weight", "explainer_tv_weight": "tv_weight"}
+
+
+def explainer_options(args: argparse.Namespace, changed_only: bool = False) -> dict[str, Any]:
+    """The stage-2 settings of the ``--explainer-*`` options, the library's where not given.
+
+    Args:
+        args: the parsed command line.
+        changed_only: only the settings that differ from the library's (what
+            a cache key needs: a run with the defaults keeps its old key).
+
+    Returns:
+        ``{ExplainerConfig field: value}`` for every field the options name
+        (or, with ``changed_only``, for those that differ from the default).
+    """
+    from captum_akd.distill import ExplainerConfig
+
+    default = ExplainerConfig()
+    options = {field_name: getattr(default, field_name) if getattr(args, option, None) is None
+               else getattr(args, option) for option, field_name in EXPLAINER_OPTIONS.items()}
+    if changed_only:
+        return {k: v for k, v in options.items() if v != getattr(default, k)}
+    return options
+
+
 def parse_methods(text: str) -> list[str]:
     """``"akd,gradcam"`` -> ``["akd", "gradcam"]``, checked against the known keys.
 

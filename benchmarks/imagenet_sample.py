@@ -25,7 +25,13 @@ from torch import Tensor
 from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
-from benchmarks.common import TrackSetup, cached_attribution, load_explicit_checkpoint, predictions
+from benchmarks.common import (
+    TrackSetup,
+    cached_attribution,
+    explainer_options,
+    load_explicit_checkpoint,
+    predictions,
+)
 from captum_akd import AttentiveDistillationAttribution
 from captum_akd.blackbox import CountingBlackBox
 
@@ -66,16 +72,6 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--student-from", type=Path, metavar="CHECKPOINT",
                        help="imagenet-sample: take the student of this checkpoint (stage 1 "
                             "skipped) and train a new explanation network on it")
-    group.add_argument("--explainer-objective", choices=("area", "curve"), default="area",
-                       help="imagenet-sample: stage 2's objective (ExplainerConfig.objective)")
-    group.add_argument("--explainer-budgets", type=int, default=3,
-                       help="imagenet-sample: kept shares per image of the 'curve' objective")
-    group.add_argument("--explainer-destroy", choices=("blur", "zero", "both"), default="blur",
-                       help="imagenet-sample: ExplainerConfig.destroy_substrate")
-    group.add_argument("--explainer-area-weight", type=float, default=2.0,
-                       help="imagenet-sample: ExplainerConfig.area_weight")
-    group.add_argument("--explainer-tv-weight", type=float, default=0.05,
-                       help="imagenet-sample: ExplainerConfig.tv_weight")
     group.add_argument("--explainer-train-size", type=int, metavar="S",
                        help="imagenet-sample: with --student-from, train stage 2 on the photos "
                             "resized to S x S (the decoder is fully convolutional and is "
@@ -107,10 +103,8 @@ def load_images(dataset: Dataset, index: Tensor, progress: bool,
 
 
 def _explainer_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The stage-2 settings the track's options choose."""
-    return {"crop": "resized", "objective": args.explainer_objective,
-            "budgets": args.explainer_budgets, "destroy_substrate": args.explainer_destroy,
-            "area_weight": args.explainer_area_weight, "tv_weight": args.explainer_tv_weight}
+    """The stage-2 settings the options choose, with this track's augmentation."""
+    return {"crop": "resized", **explainer_options(args)}
 
 
 def _retrain_explainer(args: argparse.Namespace, dataset: Dataset, train_index: Tensor,
@@ -213,7 +207,7 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
                     "explainer_first_stage": args.explainer_first_stage,
                     "distill_labels": args.distill_labels,
                     "batch_size": args.distill_batch_size, "seed": args.seed}
-        if args.explainer_objective != "area":
+        if explainer_options(args, changed_only=True):
             settings["explainer"] = _explainer_options(args)
 
         def train(run_dir: Path | None, black_box: CountingBlackBox

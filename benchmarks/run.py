@@ -155,6 +155,20 @@ def build_parser() -> argparse.ArgumentParser:
     per_track("--student-lr", float, "stage-1 peak learning rate",
               "the library's (its fine-tuning one for a pretrained student)")
     per_track("--student-depth", int, "depth of the CIFAR-style student", "unused")
+    # Stage 2's objective on the tracks that train an explainer with the library's
+    # settings (cifar10, imagenet-sample); the synthetic track uses the demo's.
+    parser.add_argument("--explainer-objective", choices=("area", "curve"),
+                        help="stage 2's objective (ExplainerConfig.objective; default: the "
+                             "library's, area)")
+    parser.add_argument("--explainer-budgets", type=int,
+                        help="kept shares per image of the 'curve' objective (default: the "
+                             "library's, 3)")
+    parser.add_argument("--explainer-destroy", choices=("blur", "zero", "both"),
+                        help="ExplainerConfig.destroy_substrate (default: the library's, blur)")
+    parser.add_argument("--explainer-area-weight", type=float,
+                        help="ExplainerConfig.area_weight (default: the library's, 2)")
+    parser.add_argument("--explainer-tv-weight", type=float,
+                        help="ExplainerConfig.tv_weight (default: the library's, 0.05)")
     parser.add_argument("--grid-images", type=int, default=8, help="rows of maps.png")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     for module in TRACKS.values():

@@ -1,24 +1,27 @@
 """Synthetic track: the demo's fine-grained shapes, with part masks for the pointing games.
 
 The data, the black box (a plain CNN trained here) and the distillation are the
-demo's (:mod:`captum_akd.demo`), step for step: the same
-:class:`~captum_akd.data.FineGrainedShapes` seeds, :func:`train_classifier`
-recipe and attentive CIFAR-style student. The trained target is cached beside
-the distillation, so a second run with the same settings trains nothing.
+demo's (:mod:`captum_akd.demo`), through the demo's own functions
+(:func:`~captum_akd.demo.demo_data`, :func:`~captum_akd.demo.demo_target`,
+:func:`~captum_akd.demo.demo_distill`): the same seeds, student, explanation
+network and stage settings, so with the demo's sizes the track explains the
+demo's black box with the demo's AKD. The trained target is cached beside the
+distillation, so a second run with the same settings trains nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch.utils.data import TensorDataset
 
 from benchmarks.common import (
+    EXPLAINER_OPTIONS,
     TrackSetup,
     cached_attribution,
     load_explicit_checkpoint,
@@ -28,7 +31,7 @@ from benchmarks.common import (
 from captum_akd import AttentiveDistillationAttribution
 from captum_akd.blackbox import CountingBlackBox
 from captum_akd.checkpoint import file_sha256
-from captum_akd.demo import DemoSettings, accuracy, dataset_tensors, train_classifier
+from captum_akd.demo import DemoSettings, accuracy, demo_data, demo_distill, demo_target
 
 NAME = "synthetic"
 #: The black box is trained here, so a checkpoint of this track carries it too:
@@ -42,9 +45,12 @@ DEFAULTS: dict[str, Any] = {
     "epochs": _DEMO.student_epochs,
     "explainer_epochs": _DEMO.explainer_epochs,
     "train_images": _DEMO.train_images,
-    "distill_batch_size": 128,
     "student_depth": _DEMO.student_depth,
 }
+
+#: DemoSettings fields that only size the scoring, not the distillation.
+_SCORING_SETTINGS = ("rise_masks", "lime_samples", "slow_speed_images", "step", "road_images",
+                     "ceiling_images", "bootstrap_resamples")
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
@@ -81,7 +87,7 @@ def demo_settings(args: argparse.Namespace) -> DemoSettings:
 
 def trained_target(s: DemoSettings, train: dict[str, torch.Tensor], cache: Path | None,
                    progress: bool) -> tuple[torch.nn.Module, str]:
-    """The demo's black box: trained here, or loaded from the cache.
+    """The demo's black box: trained here (:func:`~captum_akd.demo.demo_target`), or cached.
 
     Args:
         s: the sizes of the run.
@@ -92,36 +98,29 @@ def trained_target(s: DemoSettings, train: dict[str, torch.Tensor], cache: Path 
     Returns:
         The trained SmallCNN (eval mode, frozen) and where it came from.
     """
-    from captum_akd.zoo.small_cnn import SmallCNN
-
     key = settings_key({"num_classes": s.num_classes, "image_size": s.image_size,
                         "train_images": s.train_images, "target_epochs": s.target_epochs,
-                        "seed": s.seed})
+                        "target_width": s.target_width, "seed": s.seed})
     path = cache / f"synthetic-target-{key}.safetensors" if cache is not None else None
-    torch.manual_seed(s.seed)
-    target = SmallCNN(s.num_classes)
     if path is not None and path.is_file():
-        target.load_state_dict(load_file(str(path)))
-        source = "loaded from the cache"
-    else:
-        train_classifier(target, train["image"], train["label"], s.target_epochs,
-                         seed=s.seed, progress=progress)
-        source = "trained in this run"
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_file({k: v.contiguous() for k, v in target.state_dict().items()}, str(path))
-    for p in target.parameters():
-        p.requires_grad_(False)
-    return target.eval(), source
+        return load_black_box(s, path), "loaded from the cache"
+    target = demo_target(s, train, progress)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_black_box(target, path)
+    return target.eval(), "trained in this run"
 
 
 def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> TrackSetup:
     """:meth:`~benchmarks.common.Track.prepare` of the synthetic track."""
-    from captum_akd import distill
-    from captum_akd.data import FineGrainedShapes
-    from captum_akd.models import cifar_resnet_student
-
     s = demo_settings(args)
+    given = [("--distill-batch-size", args.distill_batch_size), ("--student-lr", args.student_lr)]
+    given += [("--" + option.replace("_", "-"), getattr(args, option, None))
+              for option in EXPLAINER_OPTIONS]
+    for flag, value in given:
+        if value is not None:
+            raise ValueError(f"{flag} does not apply to the synthetic track: it distils with "
+                             "the demo's settings (captum_akd.demo.demo_distill)")
     n = s.eval_images
     if s.test_images <= n:
         raise ValueError(f"--test-images ({s.test_images}) must exceed --n-images ({n}): the "
@@ -129,10 +128,7 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
     wall: dict[str, float] = {}
     started = time.perf_counter()
     common = {"num_classes": s.num_classes, "image_size": s.image_size}
-    train = dataset_tensors(FineGrainedShapes(s.train_images, seed=s.seed, **common),
-                            progress, "train data")
-    test = dataset_tensors(FineGrainedShapes(s.test_images, seed=s.seed + 1, **common),
-                           progress, "test data")
+    train, test = demo_data(s, progress)
     wall["data"] = time.perf_counter() - started
 
     lap = time.perf_counter()
@@ -151,24 +147,14 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
     if args.checkpoint is not None:
         attr, record = load_explicit_checkpoint(args.checkpoint, target, device)
     else:
-        settings = {"track": NAME, "data": common, "train_images": s.train_images,
-                    "target_epochs": s.target_epochs, "student_depth": s.student_depth,
-                    "epochs": s.student_epochs, "explainer_epochs": s.explainer_epochs,
-                    "val_images": s.test_images - n, "batch_size": args.distill_batch_size,
-                    "lr": args.student_lr, "seed": s.seed}
+        # Only what the distillation depends on keys the cache, not the scoring sizes.
+        settings = {"track": NAME, **{k: v for k, v in dataclasses.asdict(s).items()
+                                      if k not in _SCORING_SETTINGS}}
 
         def train_attr(run_dir: Path | None, black_box: CountingBlackBox
                        ) -> AttentiveDistillationAttribution:
-            torch.manual_seed(s.seed)
-            student = cifar_resnet_student(depth=s.student_depth, num_classes=s.num_classes)
-            return distill(
-                black_box, TensorDataset(train["image"], train["label"]), student=student,
-                val_data=TensorDataset(test["image"][n:], test["label"][n:]),
-                epochs=s.student_epochs, explainer_epochs=s.explainer_epochs,
-                student_config={"lr": args.student_lr}, batch_size=args.distill_batch_size,
-                device=device, seed=s.seed,
-                out=run_dir, resume=run_dir is not None, quiet=not progress,
-            )
+            return demo_distill(s, black_box, train, test, progress=progress, out=run_dir,
+                                resume=run_dir is not None)
 
         attr, record = cached_attribution(NAME, settings, target, device, args.cache, train_attr)
     wall["distill"] = time.perf_counter() - lap
@@ -228,7 +214,7 @@ def load_black_box(s: DemoSettings, path: Path) -> torch.nn.Module:
     """
     from captum_akd.zoo.small_cnn import SmallCNN
 
-    target = SmallCNN(s.num_classes)
+    target = SmallCNN(s.num_classes, width=s.target_width)
     target.load_state_dict(load_file(str(path)))
     for p in target.parameters():
         p.requires_grad_(False)

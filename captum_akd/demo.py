@@ -24,9 +24,10 @@ from __future__ import annotations
 import dataclasses
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,9 @@ from captum_akd.evaluation import (
     paired_goal,
 )
 
+if TYPE_CHECKING:
+    from captum_akd.attribution import AttentiveDistillationAttribution
+
 
 @dataclass
 class DemoSettings:
@@ -74,8 +78,8 @@ class DemoSettings:
             training (the deciding parts cover 2-6 % of an image).
         explainer_options: the other stage-2 settings
             (:class:`~captum_akd.distill.ExplainerConfig` fields): the
-            whole-curve objective, destroying over blur and zeros, no area
-            term and a stronger smoothness term, the best of the variants
+            whole-curve objective, destroying over blur and zeros, a light
+            area term and a stronger smoothness term, the best of the variants
             measured on this demo (``benchmarks/results/explainer_objective/``).
         rise_masks: RISE's number of masks (4000 in the method paper).
         lime_samples: LIME's number of perturbed samples.
@@ -110,7 +114,7 @@ class DemoSettings:
     explainer_width: int = 32
     area_target: float = 0.05
     explainer_options: dict[str, Any] = field(default_factory=lambda: {
-        "objective": "curve", "destroy_substrate": "both", "area_weight": 0.0,
+        "objective": "curve", "destroy_substrate": "both", "area_weight": 0.5,
         "tv_weight": 0.3})
     rise_masks: int = 4000
     lime_samples: int = 1000
@@ -283,6 +287,67 @@ def demo_target(settings: DemoSettings, train: dict[str, Tensor], progress: bool
     return target.requires_grad_(False)
 
 
+def demo_distill(settings: DemoSettings, black_box: Callable[[Tensor], Tensor],
+                 train: dict[str, Tensor], test: dict[str, Tensor], progress: bool = True,
+                 out: str | Path | None = None, resume: bool = False
+                 ) -> AttentiveDistillationAttribution:
+    """Both stages of the demo's distillation, as :func:`run_demo` runs them.
+
+    The student (attentive CIFAR-style ResNet), the explanation network and
+    every stage setting come from ``settings``; the test images after the
+    first ``settings.eval_images`` (those are explained) give the held-out
+    fidelity reports and choose the best epochs.
+
+    Args:
+        settings: the run's sizes, seed and stage-2 options.
+        black_box: the model to explain (``N x 3 x H x W`` images in, logits
+            out), e.g. :func:`demo_target` wrapped in a
+            :class:`~captum_akd.blackbox.CountingBlackBox`.
+        train: the training tensors of :func:`demo_data`.
+        test: its test tensors.
+        progress: show progress bars.
+        out: a run directory to checkpoint into (``None``: none), as
+            :func:`~captum_akd.distill.distill`'s ``out``.
+        resume: continue the run checkpointed in ``out``.
+
+    Returns:
+        The distilled :class:`~captum_akd.AttentiveDistillationAttribution`.
+
+    Examples::
+
+        >>> tiny = DemoSettings(image_size=32, train_images=16, test_images=8, eval_images=2,
+        ...                     target_epochs=1, student_epochs=1, explainer_epochs=1)
+        >>> train, test = demo_data(tiny, progress=False)
+        >>> attr = demo_distill(tiny, demo_target(tiny, train, progress=False), train, test,
+        ...                     progress=False)
+        >>> attr.attribute(test["image"][:2], target=0).shape
+        torch.Size([2, 1, 32, 32])
+    """
+    from torch.utils.data import TensorDataset
+
+    from captum_akd import distill
+    from captum_akd.models import ExplanationNet, cifar_resnet_student
+
+    torch.manual_seed(settings.seed)
+    student = cifar_resnet_student(depth=settings.student_depth, num_classes=settings.num_classes,
+                                   stem_stride=settings.student_stem_stride)
+    n_eval = settings.eval_images
+    return distill(
+        black_box,
+        TensorDataset(train["image"], train["label"]),
+        student=student,
+        val_data=TensorDataset(test["image"][n_eval:], test["label"][n_eval:]),
+        explainer=ExplanationNet.for_student(student, width=settings.explainer_width),
+        epochs=settings.student_epochs,
+        explainer_epochs=settings.explainer_epochs,
+        explainer_config={"area_target": settings.area_target, **settings.explainer_options},
+        seed=settings.seed,
+        quiet=not progress,
+        out=out,
+        resume=resume,
+    )
+
+
 @torch.no_grad()
 def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 256) -> float:
     """Top-1 accuracy of ``model`` in percent.
@@ -431,9 +496,7 @@ def run_demo(
         >>> sorted(path.name for path in Path("akd-demo").iterdir())
         ['checkpoint', 'curves.png', 'maps.png', 'report.md', 'results.json']
     """
-    from torch.utils.data import TensorDataset
 
-    from captum_akd import distill
     from captum_akd.blackbox import CountingBlackBox
     from captum_akd.data import FineGrainedShapes
     from captum_akd.evaluation import (
@@ -442,7 +505,6 @@ def run_demo(
         query_accounting,
         surrogate_ceiling,
     )
-    from captum_akd.models import ExplanationNet, cifar_resnet_student
     from captum_akd.report import comparison_to_dict, save_curves, save_maps_grid
 
     settings = settings or (DemoSettings.quick() if quick else DemoSettings())
@@ -466,23 +528,11 @@ def run_demo(
     say(f"black box trained: {target_accuracy:.1f} % test accuracy ({wall['target']:.0f} s)")
 
     lap = time.perf_counter()
-    student = cifar_resnet_student(depth=settings.student_depth, num_classes=settings.num_classes,
-                                   stem_stride=settings.student_stem_stride)
     n_eval = settings.eval_images
     # Every image the black box sees from here on is counted: the user's bill.
     black_box = CountingBlackBox(target)
-    attr = distill(
-        black_box,
-        TensorDataset(train["image"], train["label"]),
-        student=student,
-        val_data=TensorDataset(test["image"][n_eval:], test["label"][n_eval:]),
-        explainer=ExplanationNet.for_student(student, width=settings.explainer_width),
-        epochs=settings.student_epochs,
-        explainer_epochs=settings.explainer_epochs,
-        explainer_config={"area_target": settings.area_target, **settings.explainer_options},
-        seed=settings.seed,
-        quiet=not progress,
-    )
+    attr = demo_distill(settings, black_box, train, test, progress=progress)
+    student = attr.student
     wall["distill"] = time.perf_counter() - lap
     distillation_queries = {
         "images": black_box.images, "calls": black_box.calls,

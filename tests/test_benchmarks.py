@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 # benchmarks/ belongs to the checkout, not to the installed package.
@@ -20,9 +21,11 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.common import METHOD_LABELS  # noqa: E402
-from benchmarks.run import main  # noqa: E402
+from benchmarks.run import main, resolve_args  # noqa: E402
+from benchmarks.synthetic import demo_settings, load_black_box  # noqa: E402
 from captum_akd import AttentiveDistillationAttribution  # noqa: E402
 from captum_akd.checkpoint import read_config  # noqa: E402
+from captum_akd.demo import demo_data, demo_distill  # noqa: E402
 from captum_akd.evaluation import CONTROL_LABELS  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
@@ -113,6 +116,18 @@ def test_synthetic_track(tmp_path: Path) -> None:
     assert queries["methods"]["RISE"]["images_per_image"] == 20
     assert queries["methods"]["RISE on student"]["images"] == 0
     assert queries["break_even"]["RISE"] == queries["one_off"]["images"] // 20 + 1
+
+    # The track's AKD is the demo's: demo_distill with the same sizes gives the same weights.
+    s = demo_settings(resolve_args(argv))
+    train, test = demo_data(s, progress=False)
+    target = load_black_box(s, out / "checkpoint" / "black_box.safetensors")
+    direct = demo_distill(s, target, train, test, progress=False)
+    saved = AttentiveDistillationAttribution.load(out / "checkpoint")
+    for module in ("student", "explainer"):
+        mine, theirs = getattr(direct, module).state_dict(), getattr(saved, module).state_dict()
+        assert all(torch.equal(mine[k], theirs[k]) for k in mine), module
+    with pytest.raises(ValueError, match="--student-lr does not apply"):
+        main([*argv, "--student-lr", "0.1", "--overwrite"])
 
     with pytest.raises(FileExistsError):
         main(argv)
