@@ -63,6 +63,9 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="synthetic: held-out images (the first --n-images are explained)")
     group.add_argument("--target-epochs", type=int, default=_DEMO.target_epochs,
                        help="synthetic: epochs of training the black box")
+    group.add_argument("--perturb-share", type=float, default=0.0,
+                       help="synthetic: stage 1's perturbation matching "
+                            "(DistillConfig.perturb_share; the demo's is 0)")
 
 
 def demo_settings(args: argparse.Namespace) -> DemoSettings:
@@ -82,6 +85,7 @@ def demo_settings(args: argparse.Namespace) -> DemoSettings:
         student_depth=args.student_depth, rise_masks=args.rise_masks,
         lime_samples=args.lime_samples, slow_speed_images=args.speed_images,
         step=args.step, seed=args.seed,
+        student_options={"perturb_share": args.perturb_share} if args.perturb_share else {},
     )
 
 
@@ -170,7 +174,9 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
         f"**Black box**: a plain CNN (SmallCNN) trained for {s.target_epochs} epochs "
         f"({target_source}), {target_accuracy:.1f} % held-out accuracy. **Student**: attentive "
         f"CIFAR-style ResNet-{s.student_depth} ({record['source']}), {s.student_epochs} + "
-        f"{s.explainer_epochs} epochs; top-1 agreement with the black box {agreement:.1f} % on "
+        f"{s.explainer_epochs} epochs"
+        + (f", stage-1 settings {s.student_options}" if s.student_options else "")
+        + f"; top-1 agreement with the black box {agreement:.1f} % on "
         f"the {s.test_images} held-out images. Pointing-game tolerance 15 px at 224, scaled."
     )
     return TrackSetup(

@@ -76,6 +76,9 @@ class DemoSettings:
         explainer_width: channels of the explanation network's decoder.
         area_target: share of the image the explainer's masks keep while
             training (the deciding parts cover 2-6 % of an image).
+        student_options: other stage-1 settings
+            (:class:`~captum_akd.distill.DistillConfig` fields, e.g.
+            ``{"perturb_share": 0.2}``); none by default.
         explainer_options: the other stage-2 settings
             (:class:`~captum_akd.distill.ExplainerConfig` fields): the
             whole-curve objective, destroying over blur and zeros, a light
@@ -113,6 +116,7 @@ class DemoSettings:
     student_stem_stride: int = 2
     explainer_width: int = 32
     area_target: float = 0.05
+    student_options: dict[str, Any] = field(default_factory=dict)
     explainer_options: dict[str, Any] = field(default_factory=lambda: {
         "objective": "curve", "destroy_substrate": "both", "area_weight": 0.5,
         "tv_weight": 0.3})
@@ -340,6 +344,7 @@ def demo_distill(settings: DemoSettings, black_box: Callable[[Tensor], Tensor],
         explainer=ExplanationNet.for_student(student, width=settings.explainer_width),
         epochs=settings.student_epochs,
         explainer_epochs=settings.explainer_epochs,
+        student_config=dict(settings.student_options),
         explainer_config={"area_target": settings.area_target, **settings.explainer_options},
         seed=settings.seed,
         quiet=not progress,

@@ -7,6 +7,7 @@ from safetensors.torch import load_file
 
 from captum_akd import AttentiveDistillationAttribution
 from captum_akd.cli import main
+from captum_akd.demo import DemoSettings, demo_data, demo_distill, demo_target
 
 METHODS = ["AKD (ours)", "Layer-wise CAM", "Grad-CAM", "RISE", "LIME", "RISE on student"]
 CONTROLS = ["Uniform noise (control)", "Centre Gaussian (control)", "Sobel edges (control)"]
@@ -101,3 +102,14 @@ def test_help_explains_every_option(capsys):
         if action.option_strings and action.dest != "help":
             assert action.help and len(action.help) > 15, action.dest
             assert action.option_strings[0] in text
+
+
+def test_demo_distill_takes_stage_1_options():
+    tiny = DemoSettings(image_size=32, train_images=16, test_images=8, eval_images=2,
+                        target_epochs=1, student_epochs=1, explainer_epochs=1,
+                        student_options={"perturb_share": 0.5})
+    train, test = demo_data(tiny, progress=False)
+    attr = demo_distill(tiny, demo_target(tiny, train, progress=False), train, test,
+                        progress=False)
+    assert attr.metadata["training"]["student"]["config"]["perturb_share"] == 0.5
+    assert DemoSettings().student_options == {}  # the demo itself matches clean images only

@@ -89,12 +89,13 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, uninterrupted, saves,
     assert [len(history["student"]), len(history["explainer"])] == [2, 2]
 
 
-def test_a_run_with_perturbation_matching_resumes_to_identical_weights(tmp_path):
-    perturbed = {**SETTINGS, "explainer_epochs": 1, "student_config": {"perturb_share": 0.5}}
+@pytest.mark.parametrize("append", [False, True])
+def test_a_run_with_perturbation_matching_resumes_to_identical_weights(tmp_path, append):
+    matching = {"perturb_share": 0.5, "perturb_append": append}
+    perturbed = {**SETTINGS, "explainer_epochs": 1, "student_config": matching}
     out = kill_after(tmp_path, 1, perturbed)
-    resumed = run(out, resume=True, explainer_epochs=1,
-                  student_config={"perturb_share": 0.5})
-    whole = run(tmp_path / "whole", explainer_epochs=1, student_config={"perturb_share": 0.5})
+    resumed = run(out, resume=True, explainer_epochs=1, student_config=matching)
+    whole = run(tmp_path / "whole", explainer_epochs=1, student_config=matching)
     assert_same_state(resumed.student, whole.student)
     assert resumed.metadata["fidelity"] == whole.metadata["fidelity"]
     assert "perturbed_top1_agreement" in whole.metadata["fidelity"]["student"]

@@ -71,6 +71,35 @@ def test_guarded_target_is_only_called(tmp_path, perturb_share, objective):
     assert maps.shape == (4, 1, 16, 16)
 
 
+@pytest.mark.parametrize("append", [False, True])
+def test_perturbed_copies_replace_or_join_the_batch_with_the_black_box_label(monkeypatch,
+                                                                               append):
+    from captum_akd.distill import _stage1
+
+    given = []
+    real = _stage1.hard_labels
+
+    def recording(labels, teacher):
+        given.append(labels.clone())
+        return real(labels, teacher)
+
+    monkeypatch.setattr(_stage1, "hard_labels", recording)
+    target = Guarded()
+    distill_student(target, make_dataset(64), student=tiny_student(), epochs=1,
+                    perturb_share=0.5, perturb_append=append, mixup=0.2, **FAST)
+    # Two steps of 32 images; with mixup each gives its labels and its partners' labels.
+    size = 48 if append else 32
+    assert len(given) == 4
+    for labels in given:
+        assert labels.shape == (size,)
+        copies, clean = (labels[32:], labels[:32]) if append else (labels[:16], labels[16:])
+        assert copies.eq(-1).all() and clean.ge(0).all()
+    # The black box labelled exactly those batches, copies included.
+    assert sum(call.shape[0] == size for call in target.calls) >= 2
+    if append:
+        assert sum(call.shape[0] == 48 for call in target.calls) == 2
+
+
 def test_plain_function_target_and_agreement():
     calls = []
 

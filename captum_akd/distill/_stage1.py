@@ -130,16 +130,15 @@ class StudentStage:
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         images, mix = self.augment(images, generator)
+        partners = None if mix is None else labels[mix.perm]
         if config.perturb_share > 0:
-            # The first images of a shuffled batch; the black box labels them as it sees them.
-            k = round(config.perturb_share * images.shape[0])
-            images = torch.cat([perturb(images[:k], generator, *self.perturb_kinds), images[k:]])
+            images, labels, partners = self._with_perturbed(images, labels, partners, generator)
         # The black box sees exactly what the student sees, without gradients.
         teacher = call_black_box(self.shared.forward_func, images).float()
         labels_a = hard_labels(labels, teacher)
         labels_b, lam = None, 1.0
         if mix is not None:
-            labels_b, lam = hard_labels(labels[mix.perm], teacher), mix.lam
+            labels_b, lam = hard_labels(partners, teacher), mix.lam
         loss: Callable[[Tensor], dict[str, Tensor]] = lambda logits: kd_loss(  # noqa: E731
             logits.float(), teacher, labels_a, config.temperature, config.alpha, labels_b, lam)
         with self.precision.autocast():
@@ -154,6 +153,25 @@ class StudentStage:
                  + config.attention_weight * local)
         return {"loss": total, "kd": loss_a["kd"], "ce": loss_a["ce"],
                 "peer_kd": loss_b["kd"], "mutual_kl": mutual, "local_attention": local}
+
+    def _with_perturbed(self, images: Tensor, labels: Tensor, partners: Tensor | None,
+                        generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The batch with partly removed copies of its first images, in their place or added.
+
+        A copy's class is the black box's answer (label -1): with much of the
+        image gone, the dataset's label may no longer be what the black box sees.
+        """
+        k = round(self.config.perturb_share * images.shape[0])
+        copies = perturb(images[:k], generator, *self.perturb_kinds)
+        unknown = labels.new_full((k,), -1)
+
+        def joined(copied: Tensor, batch: Tensor) -> Tensor:
+            if self.config.perturb_append:
+                return torch.cat([batch, copied])
+            return torch.cat([copied, batch[k:]])
+
+        return (joined(copies, images), joined(unknown, labels),
+                None if partners is None else joined(unknown, partners))
 
     def evaluate(self, epoch: int | None, last: bool) -> tuple[dict[str, float], dict | None]:
         every = self.config.eval_every

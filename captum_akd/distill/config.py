@@ -225,7 +225,11 @@ class DistillConfig(_Optimization):
     perturb_share: float = _setting(
         0.0, "share of each batch replaced by partly removed copies (smooth or scattered masks "
         "over the blurred image or zeros, as insertion, deletion and ROAD show the black "
-        "box), which the black box labels like any other view; 0 disables", _FRACTION)
+        "box), which the black box labels like any other view (its answer is also their "
+        "hard label); 0 disables", _FRACTION)
+    perturb_append: bool = _setting(
+        False, "add the perturbed copies to each batch (it grows by perturb_share; every "
+        "clean image stays) instead of replacing that share of its images", check_flag)
     perturb_masks: str = _setting("both", "mask kinds of those copies: 'smooth' (upsampled "
                                   "grids), 'scattered' (single pixels) or 'both'",
                                   one_of(PERTURB_CHOICES), choices=PERTURB_CHOICES)
