@@ -241,8 +241,9 @@ def distilled(run: Run, name: str, target: torch.nn.Module, epochs: int,
                 "val_images": args.val_images, "val_without_explained": True,
                 "batch_size": args.distill_batch_size,
                 "optimizer": "sgd", "lr": args.student_lr, "seed": args.seed}
-    if explainer_options(args, changed_only=True):
-        settings["explainer"] = explainer_options(args, changed_only=True)
+    changed = explainer_options(args, changed_only=True)
+    if changed:
+        settings["explainer"] = changed
 
     def train(run_dir: Path | None, black_box: CountingBlackBox
               ) -> AttentiveDistillationAttribution:
@@ -479,8 +480,9 @@ def explainer_on(run: Run, stage1: Path, target: torch.nn.Module) -> Distilled:
                 "val_images": args.val_images, "val_without_explained": True,
                 "batch_size": args.distill_batch_size,
                 "seed": args.seed}
-    if explainer_options(args, changed_only=True):
-        settings["explainer"] = explainer_options(args, changed_only=True)
+    changed = explainer_options(args, changed_only=True)
+    if changed:
+        settings["explainer"] = changed
 
     def train(run_dir: Path | None, black_box: CountingBlackBox
               ) -> AttentiveDistillationAttribution:
