@@ -3,7 +3,9 @@
 ``../shared/data/imagenet-sample`` holds one photo per ImageNet class. A
 seeded permutation splits it: the first ``--n-images`` (120) photos are held
 out, explained and scored, the rest (880, or ``--train-images`` of them) are
-the distillation data, augmented (random resized crops, flips, mixup). The
+the distillation data: ``--select-images`` (80) of them choose the best epochs
+of both stages, the others are trained on, augmented (random resized crops,
+flips, mixup). The
 black box is EfficientNet-Lite2 at 260 x 260 with its own preprocessing; the
 student is an attentive EfficientNet-Lite0 started from its public ImageNet
 weights and fine-tuned (the library's fine-tuning schedule at a quarter of
@@ -76,9 +78,9 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="imagenet-sample: with --student-from, train stage 2 on the photos "
                             "resized to S x S (the decoder is fully convolutional and is "
                             "applied at 260 px; the student costs (S / 260)^2 as much)")
-    group.add_argument("--explainer-select-images", type=int, default=80,
-                       help="imagenet-sample: with --student-from, distillation photos kept "
-                            "out of stage 2 to choose its best epoch on (never the scored ones)")
+    group.add_argument("--select-images", type=int, default=80,
+                       help="imagenet-sample: distillation photos kept out of training to "
+                            "choose the best epochs of both stages on (never the scored ones)")
 
 
 def load_images(dataset: Dataset, index: Tensor, progress: bool,
@@ -118,8 +120,7 @@ def _retrain_explainer(args: argparse.Namespace, dataset: Dataset, train_index: 
     given = AttentiveDistillationAttribution.load(args.student_from, forward_func=target,
                                                   map_location=device)
     hashes = read_config(args.student_from).get("weights_sha256", {})
-    select = train_index[: args.explainer_select_images]
-    rest = train_index[args.explainer_select_images:]
+    select, rest = train_index[: args.select_images], train_index[args.select_images:]
     settings = {"track": NAME, "student_from": str(args.student_from),
                 "student_sha256": hashes.get("student.safetensors"),
                 "explainer_epochs": args.explainer_epochs,
@@ -185,6 +186,9 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
     train_index = order[args.n_images :]
     if args.train_images is not None:
         train_index = train_index[: args.train_images]
+    if not 0 < args.select_images < train_index.numel():
+        raise ValueError(f"--select-images ({args.select_images}) must leave some of the "
+                         f"{int(train_index.numel())} distillation photos for training")
     images_cpu, truth = load_images(dataset, eval_index, progress, "evaluation photos")
     images = images_cpu.to(device)
     wall["data"] = time.perf_counter() - started
@@ -199,8 +203,10 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
     elif args.student_from is not None:
         attr, record = _retrain_explainer(args, dataset, train_index, target, device, progress)
     else:
+        select, rest = train_index[: args.select_images], train_index[args.select_images:]
         settings = {"track": NAME, "student": "efficientnet_lite_student(pretrained=True)",
-                    "eval_images": args.n_images, "train_images": int(train_index.numel()),
+                    "eval_images": args.n_images, "train_images": int(rest.numel()),
+                    "select_images": int(select.numel()),
                     "epochs": args.epochs, "explainer_epochs": args.explainer_epochs,
                     "student_lr": args.student_lr, "mixup": args.mixup,
                     "target": "efficientnet_lite2_target", "image_size": EFFICIENTNET_LITE2_SIZE,
@@ -212,7 +218,8 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
 
         def train(run_dir: Path | None, black_box: CountingBlackBox
                   ) -> AttentiveDistillationAttribution:
-            x, y = load_images(dataset, train_index, progress, "distillation photos")
+            x, y = load_images(dataset, rest, progress, "distillation photos")
+            x_select, y_select = load_images(dataset, select, progress, "selection photos")
             torch.manual_seed(args.seed)
             student = efficientnet_lite_student(num_classes=1000, pretrained=True)
             explainer = ExplanationNet.for_student(student,
@@ -220,7 +227,7 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
             return distill(
                 black_box, TensorDataset(x, y) if args.distill_labels else TensorDataset(x),
                 student=student, explainer=explainer,
-                val_data=TensorDataset(images_cpu, truth),
+                val_data=TensorDataset(x_select, y_select),
                 epochs=args.epochs, explainer_epochs=args.explainer_epochs,
                 # 880 photos: augment them. The student starts from its public weights,
                 # so the other fine-tuning defaults (frozen first epoch, no warm-up) apply.
@@ -236,6 +243,9 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
 
     target_pred = predictions(target, images, batch_size=args.batch_size)
     student_pred = predictions(attr.student, images, batch_size=args.batch_size)
+    # Where every run starts, on the same photos: the pretrained student, not distilled.
+    pretrained = efficientnet_lite_student(num_classes=1000, pretrained=True).to(device).eval()
+    start_pred = predictions(pretrained, images, batch_size=args.batch_size)
     dogs = torch.tensor([int(y) in DOG_CLASSES for y in truth])
 
     def percent(hits: Tensor, where: Tensor | None = None) -> float | None:
@@ -244,12 +254,12 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
 
     agree = target_pred == student_pred
     fidelity = (attr.metadata.get("fidelity") or {}).get("student") or {}
-    start = (fidelity.get("start") or {}).get("top1_agreement")
-    start_text = ("" if start is None else
-                  f"; {100 * start:.1f} % before distillation (the pretrained student), "
-                  f"best epoch {fidelity.get('best_epoch')}")
+    kept = ("" if fidelity.get("best_epoch") is None else
+            f", best epoch {fidelity['best_epoch']} by agreement on {args.select_images} other "
+            "distillation photos kept out of training (never on these)")
     figures = {
         "agreement": percent(agree), "agreement_dogs": percent(agree, dogs),
+        "agreement_start": percent(target_pred == start_pred),
         "target_accuracy": percent(target_pred == truth),
         "target_accuracy_dogs": percent(target_pred == truth, dogs),
         "student_accuracy": percent(student_pred == truth),
@@ -265,12 +275,14 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
         f"{fmt(figures['target_accuracy'])} on the evaluation photos "
         f"({fmt(figures['target_accuracy_dogs'])} on their dogs). **Split** (seed {args.seed}): "
         f"{n} of the {total} photos of `imagenet-sample` are explained, "
-        f"{int(train_index.numel())} others distil the student; {int(dogs.sum())} of the "
+        f"{int(train_index.numel()) - args.select_images} others distil the student and "
+        f"{args.select_images} more choose its best epochs; {int(dogs.sum())} of the "
         f"{n} are dog breeds. **Student**: attentive EfficientNet-Lite0 from its public "
         f"ImageNet weights, fine-tuned at 260 x 260 ({record['source']}); top-1 agreement "
         f"with the black box {fmt(figures['agreement'])} on the evaluation photos "
-        f"({fmt(figures['agreement_dogs'])} on the dogs){start_text}. The best epoch is "
-        f"chosen on these held-out photos (the sample has no third split)."
+        f"({fmt(figures['agreement_dogs'])} on the dogs); "
+        f"{fmt(figures['agreement_start'])} before distillation (the pretrained student, "
+        f"same photos){kept}."
     )
     names = [dataset.names[dataset.classes[int(y)]] for y in truth]
     return TrackSetup(
@@ -289,7 +301,9 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
         agreement={"percent": figures["agreement"], "on": f"the {n} evaluation photos"},
         agreement_goal=None,
         info={"data": {"root": str(root), "photos": total, "seed": args.seed,
-                       "eval_images": n, "train_images": int(train_index.numel()),
+                       "eval_images": n,
+                       "train_images": int(train_index.numel()) - args.select_images,
+                       "select_images": args.select_images,
                        "dog_images": int(dogs.sum()),
                        "train_ids": [Path(dataset.samples[i][0]).name
                                      for i in train_index.tolist()]},

@@ -674,6 +674,34 @@ def check_flag(value: Any, name: str) -> None:
         raise ValueError(f"`{name}` must be True or False; got {value!r}")
 
 
+def check_callable(value: Any, name: str, what: str, allow_none: bool = False) -> None:
+    """Raise unless ``value`` can be called (a model, a function, a wrapped black box).
+
+    Args:
+        value: the argument to check.
+        name: what the user calls it (``"forward_func"``), for the message.
+        what: what it should be (``"the black box"``), for the message.
+        allow_none: accept ``None`` too.
+
+    Raises:
+        TypeError: for anything that is not callable.
+
+    Examples::
+
+        >>> check_callable(len, "forward_func", "the black box")
+        >>> check_callable(3, "forward_func", "the black box")
+        Traceback (most recent call last):
+        ...
+        TypeError: `forward_func` must be the black box (a callable); got int
+    """
+    if value is None and allow_none:
+        return
+    if not callable(value):
+        alternative = " or None" if allow_none else ""
+        raise TypeError(f"`{name}` must be {what} (a callable){alternative}; got "
+                        f"{type(value).__name__}")
+
+
 def check_normalization(value: Any, name: str) -> None:
     """Raise unless ``value`` is ``None`` or ``{"mean": [...], "std": [...]}``.
 

@@ -181,11 +181,14 @@ def test_imagenet_sample_track(tmp_path: Path) -> None:
     # the methods explain and are scored on the first two.
     results = main(["--track", "imagenet-sample", *TINY, "--methods", ",".join(methods),
                     "--seed", "2", "--n-images", "3", "--score-images", "2",
-                    "--train-images", "2",
+                    "--train-images", "2", "--select-images", "1",
                     "--distill-batch-size", "2", "--step", "12544", "--data-dir", str(DATA),
                     "--out", str(out), "--cache", "none"])
     check_results(out, "imagenet-sample", [METHOD_LABELS[k] for k in methods])
-    assert results["data"]["train_images"] == 2 and results["data"]["dog_images"] >= 1
+    assert results["data"]["train_images"] == 1 and results["data"]["select_images"] == 1
+    assert results["data"]["dog_images"] >= 1
+    assert results["distillation"]["settings"]["select_images"] == 1
+    assert 0 <= results["student"]["agreement_start"] <= 100
     assert results["evaluations"]["full"]["n_images"] == 2
     assert results["agreement"]["on"] == "the 3 evaluation photos"
     assert results["target"]["model"] == "efficientnet_lite2_target"
@@ -203,7 +206,7 @@ def test_imagenet_sample_track_retrains_the_explainer_of_a_committed_student(
     committed = Path(__file__).resolve().parents[1] / "benchmarks/checkpoints/imagenet-sample"
     out = tmp_path / "imagenet"
     results = main(["--track", "imagenet-sample", *TINY, "--methods", "akd",
-                    "--n-images", "2", "--train-images", "3", "--explainer-select-images", "1",
+                    "--n-images", "2", "--train-images", "3", "--select-images", "1",
                     "--student-from", str(committed), "--explainer-objective", "curve",
                     "--explainer-budgets", "2", "--explainer-destroy", "both",
                     "--explainer-train-size", "96",

@@ -222,7 +222,37 @@ def test_a_pretrained_student_is_fine_tuned_with_its_backbone_held_first(tmp_pat
     assert all(p.requires_grad for p in result.student.parameters())
     recorded = read_config(tmp_path / "run")["metadata"]["training"]["student"]["config"]
     assert (recorded["finetune"], recorded["lr"], recorded["warmup_epochs"],
-            recorded["freeze_backbone_epochs"]) == (True, 2e-4, 0.0, 1)
+            recorded["freeze_backbone_epochs"], recorded["freeze_batchnorm"]) == (
+                True, 2e-4, 0.0, 1, False)
+
+
+def test_freeze_batchnorm_holds_the_backbone_statistics_while_its_weights_train():
+    student = tiny_student()
+    student.pretrained = True
+    stats = {k: v.clone() for k, v in student.state_dict().items()
+             if k.startswith(("stem.", "stages.")) and "running_" in k}
+    weights = {k: v.clone() for k, v in student.state_dict().items()
+               if k.startswith(("stem.", "stages.")) and k.endswith("weight")}
+    assert stats and weights
+    # No frozen epoch, so the backbone's weights move in the one epoch run.
+    result = distill_student(square_target, make_dataset(64), student=student, epochs=1,
+                             freeze_backbone_epochs=0, freeze_batchnorm=True, **FAST)
+    state = result.student.state_dict()
+    assert any(not torch.equal(weights[k], state[k]) for k in weights)
+    assert all(torch.equal(stats[k], state[k]) for k in stats)
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_freeze_batchnorm_sets_the_mode_the_backbone_trains_in(freeze):
+    student = tiny_student()
+    student.pretrained = True
+    seen: set[bool] = set()
+    batchnorm = next(m for m in student.stages.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    batchnorm.register_forward_pre_hook(lambda module, args: seen.add(module.training))
+    distill_student(square_target, make_dataset(32), student=student, epochs=1,
+                    freeze_backbone_epochs=0, freeze_batchnorm=freeze, **FAST)
+    # Training steps run in train mode unless held; the fidelity reports always in eval mode.
+    assert seen == ({False} if freeze else {True, False})
 
 
 def test_the_whole_curve_objective_trains_ranked_maps():
@@ -267,3 +297,31 @@ def test_patience_counts_only_epochs_that_were_measured():
                              finetune=False, **FAST)
     assert [h["epoch"] for h in result.history] == [1, 2]
     assert result.report["best_epoch"] == 0
+
+
+@pytest.mark.parametrize("kept", ["start", "last"])
+def test_stage_2_measures_its_final_report_once_on_the_weights_kept(monkeypatch, tmp_path,
+                                                                   kept):
+    import json
+
+    from captum_akd.distill import _stage2
+
+    student = distill_student(square_target, make_dataset(64), student=tiny_student(),
+                              epochs=1, **FAST).student
+    calls = []
+    measure = _stage2.explainer_fidelity
+    monkeypatch.setattr(_stage2, "explainer_fidelity",
+                        lambda *args: calls.append(1) or measure(*args))
+    # A score that falls (or rises) with the epoch decides which weights are kept.
+    sign = -1 if kept == "start" else 1
+    monkeypatch.setattr(_stage2.ExplainerStage, "score",
+                        lambda self, report: (sign * report["epoch"],))
+    attr = train_explainer(square_target, make_dataset(64), student=student, epochs=2,
+                           val_data=make_dataset(32, seed=1), out=tmp_path / "run", **FAST)
+    report = attr.metadata["fidelity"]["explainer"]
+    state = json.loads((tmp_path / "run" / "training_state.json").read_text())
+    history = state["history"]["explainer"]
+    assert len(calls) == 1 and 0 < report["mask_mean"] < 1
+    assert report["best_epoch"] == (0 if kept == "start" else 2)
+    # The last epoch's record carries the one-mask figures only when its weights are kept.
+    assert ("val_mask_mean" in history[-1]) == (kept == "last")

@@ -9,7 +9,7 @@ from captum.attr import LayerAttribution, LayerGradCam
 from torch import Tensor, nn
 
 from captum_akd._base import ImageAttribution, check_labels_against_logits
-from captum_akd._validation import check_logits, check_same_device
+from captum_akd._validation import check_callable, check_logits, check_same_device
 from captum_akd.blackbox import check_differentiable
 
 
@@ -84,11 +84,7 @@ class GradCAM(ImageAttribution):
     def __init__(
         self, forward_func: Callable[..., Tensor], layer: nn.Module, relu: bool = True
     ) -> None:
-        if not callable(forward_func):
-            raise TypeError(
-                f"`forward_func` must be the classifier (a callable); got "
-                f"{type(forward_func).__name__}"
-            )
+        check_callable(forward_func, "forward_func", "the classifier")
         # Refused here rather than deep in autograd, which would only say that
         # the logits do not require grad.
         check_differentiable(forward_func, "Grad-CAM")

@@ -10,7 +10,12 @@ from torch import Tensor, nn
 
 from captum_akd._base import ImageAttribution
 from captum_akd._image_ops import minmax_normalize, resize_maps
-from captum_akd._validation import check_channels, check_min_size, check_same_device
+from captum_akd._validation import (
+    check_callable,
+    check_channels,
+    check_min_size,
+    check_same_device,
+)
 
 
 class LayerwiseSurrogateCAM(ImageAttribution):
@@ -96,11 +101,7 @@ class LayerwiseSurrogateCAM(ImageAttribution):
                 f"num_classes, in_channels and min_input_size); {type(student).__name__} "
                 f"lacks {missing or 'nn.Module'}"
             )
-        if forward_func is not None and not callable(forward_func):
-            raise TypeError(
-                f"`forward_func` must be the black box (a callable) or None; got "
-                f"{type(forward_func).__name__}"
-            )
+        check_callable(forward_func, "forward_func", "the black box", allow_none=True)
         super().__init__(forward_func if forward_func is not None else student)
         self.student = student
 

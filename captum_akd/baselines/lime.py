@@ -15,7 +15,12 @@ from torch import Tensor, nn
 
 from captum_akd._base import ImageAttribution, check_labels_against_logits
 from captum_akd._image_ops import minmax_normalize
-from captum_akd._validation import call_black_box, check_positive_int, check_same_device
+from captum_akd._validation import (
+    call_black_box,
+    check_callable,
+    check_positive_int,
+    check_same_device,
+)
 
 ENGINES = ("lime", "captum")
 SEGMENTATIONS = ("quickshift", "slic")
@@ -139,11 +144,7 @@ class LimeImage(ImageAttribution):
         perturbations_per_eval: int = 64,
         show_progress: bool = False,
     ) -> None:
-        if not callable(forward_func):
-            raise TypeError(
-                f"`forward_func` must be the black box (a callable); got "
-                f"{type(forward_func).__name__}"
-            )
+        check_callable(forward_func, "forward_func", "the black box")
         check_positive_int(n_samples, "n_samples")
         check_positive_int(perturbations_per_eval, "perturbations_per_eval")
         if engine not in ENGINES:

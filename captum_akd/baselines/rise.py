@@ -13,7 +13,12 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from captum_akd._base import ImageAttribution, check_labels_against_logits
-from captum_akd._validation import call_black_box, check_positive_int, check_same_device
+from captum_akd._validation import (
+    call_black_box,
+    check_callable,
+    check_positive_int,
+    check_same_device,
+)
 
 # Masks are built this many at a time: the upsampled (s + 1) * cell grids are
 # larger than the images, and building all N of them at once would need
@@ -107,11 +112,7 @@ class RISE(ImageAttribution, PerturbationAttribution):
         perturbations_per_eval: int = 100,
         show_progress: bool = False,
     ) -> None:
-        if not callable(forward_func):
-            raise TypeError(
-                f"`forward_func` must be the black box (a callable); got "
-                f"{type(forward_func).__name__}"
-            )
+        check_callable(forward_func, "forward_func", "the black box")
         check_positive_int(n_masks, "n_masks")
         check_positive_int(grid, "grid")
         check_positive_int(perturbations_per_eval, "perturbations_per_eval")

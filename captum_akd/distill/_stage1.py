@@ -116,6 +116,10 @@ class StudentStage:
         for student in filter(None, (self.student, self.peer)):
             for part in (student.stem, student.stages):
                 part.train(moving).requires_grad_(moving)
+                if self.config.freeze_batchnorm:
+                    for module in part.modules():
+                        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                            module.eval()
 
     @property
     def unused_parameters(self) -> bool:
@@ -183,6 +187,10 @@ class StudentStage:
         extra = {f"{held_out.split}_agreement": report["top1_agreement"],
                  f"{held_out.split}_kl": report["kl"]}
         return extra, report
+
+    def complete(self, report: dict) -> tuple[dict[str, float], dict]:
+        # Every epoch's report is already the whole one.
+        return {}, report
 
     def score(self, report: dict) -> tuple[float, ...]:
         # Best by agreement, ties broken by the lower KL; when the student is also taught

@@ -135,12 +135,15 @@ class ExplainerStage:
                         "epoch": 0 if epoch is None else epoch + 1}
         extra = {f"{held_out.split}_{k}": report[k]
                  for k in ("student_insertion", "student_deletion")}
-        if last:
-            report = {**explainer_fidelity(self.student, self.explainer, held_out,
-                                           self.shared.ctx, blur), **report}
-            keys = ("mask_mean", "student_retained", "student_lost")
-            extra.update({f"{held_out.split}_{k}": report[k] for k in keys})
         return extra, report
+
+    def complete(self, report: dict) -> tuple[dict[str, float], dict]:
+        # The final report adds the one-mask figures, measured only on the weights kept.
+        held_out, config = self.shared.held_out, self.config
+        report = {**explainer_fidelity(self.student, self.explainer, held_out, self.shared.ctx,
+                                       (config.blur_kernel, config.blur_sigma)), **report}
+        keys = ("mask_mean", "student_retained", "student_lost")
+        return {f"{held_out.split}_{k}": report[k] for k in keys}, report
 
     def score(self, report: dict) -> tuple[float, ...]:
         # The student's coarse insertion minus deletion on held-out maps: the best epoch is

@@ -188,7 +188,7 @@ def prepare(forward_func: Callable[..., Tensor], train_data: Dataset | DataLoade
 # optimised; wrapped in DDP as ``trained``), ``student``, ``explainer``, ``peer``,
 # ``unused_parameters``, ``precision`` (set here), and ``fingerprint()``, ``load(resumed)``,
 # ``frozen()``, ``before_epoch(epoch)``, ``step(images, labels, generator)``,
-# ``evaluate(epoch, last)`` and ``score(report)``.
+# ``evaluate(epoch, last)``, ``score(report)`` and ``complete(report)``.
 Stage = Any
 
 
@@ -262,7 +262,13 @@ def train(stage: Stage, shared: Shared) -> list[dict[str, float]]:
                     f"stopping after epoch {epoch + 1}/{config.epochs}", ctx, run.quiet)
                 last = True
             if last and best is not None:
-                report = _keep_best(stage, best, report, epoch)
+                more, report = _keep_best(stage, best, report, epoch)
+                # Measurements of the kept weights: they belong to this epoch only if kept.
+                if report["epoch"] == epoch + 1:
+                    extra.update(more)
+            elif last and report is not None:
+                more, report = stage.complete(report)
+                extra.update(more)
             if report is not None and last:
                 out.state.reports[stage.name] = report
             record = {"epoch": epoch + 1, **stats, **extra}
@@ -290,17 +296,19 @@ def _best_so_far(stage: Stage, report: dict | None, epoch: int) -> dict[str, Any
             "state": state}
 
 
-def _keep_best(stage: Stage, best: dict[str, Any], last: dict, epoch: int) -> dict:
+def _keep_best(stage: Stage, best: dict[str, Any], last: dict, epoch: int
+               ) -> tuple[dict[str, float], dict]:
     """Put the best epoch's weights back; its report says where the run started and ended."""
     kept = last
     if best["epoch"] != last.get("epoch", -1):
         stage.module.load_state_dict(best["state"])
-        # Measured again on the weights kept: the last epoch may report more than the others.
-        kept = {**stage.evaluate(epoch, True)[1], "epoch": best["epoch"]}
+        kept = best["report"]
+    # What only the final report measures, once, on the weights kept.
+    more, kept = stage.complete(kept)
     brief = [k for k in best["start"] if isinstance(best["start"][k], float)]
-    return {**kept, "best_epoch": best["epoch"],
-            "start": {k: best["start"][k] for k in brief},
-            "last": {k: last[k] for k in brief}}
+    return more, {**kept, "best_epoch": best["epoch"],
+                  "start": {k: best["start"][k] for k in brief},
+                  "last": {k: last[k] for k in brief}}
 
 
 def _epoch(stage: Stage, shared: Shared, epoch: int, optimizer: torch.optim.Optimizer,
