@@ -109,7 +109,7 @@ def _explainer_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"crop": "resized", **explainer_options(args)}
 
 
-def _retrain_explainer(args: argparse.Namespace, dataset: Dataset, train_index: Tensor,
+def _retrain_explainer(args: argparse.Namespace, dataset: Dataset, select: Tensor, rest: Tensor,
                        target: torch.nn.Module, device: torch.device, progress: bool
                        ) -> tuple[AttentiveDistillationAttribution, dict[str, Any]]:
     """Stage 2 alone on a committed student: how an explainer objective is compared."""
@@ -120,7 +120,6 @@ def _retrain_explainer(args: argparse.Namespace, dataset: Dataset, train_index: 
     given = AttentiveDistillationAttribution.load(args.student_from, forward_func=target,
                                                   map_location=device)
     hashes = read_config(args.student_from).get("weights_sha256", {})
-    select, rest = train_index[: args.select_images], train_index[args.select_images:]
     settings = {"track": NAME, "student_from": str(args.student_from),
                 "student_sha256": hashes.get("student.safetensors"),
                 "explainer_epochs": args.explainer_epochs,
@@ -189,6 +188,7 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
     if not 0 < args.select_images < train_index.numel():
         raise ValueError(f"--select-images ({args.select_images}) must leave some of the "
                          f"{int(train_index.numel())} distillation photos for training")
+    select, rest = train_index[: args.select_images], train_index[args.select_images:]
     images_cpu, truth = load_images(dataset, eval_index, progress, "evaluation photos")
     images = images_cpu.to(device)
     wall["data"] = time.perf_counter() - started
@@ -201,9 +201,9 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
     if args.checkpoint is not None:
         attr, record = load_explicit_checkpoint(args.checkpoint, target, device)
     elif args.student_from is not None:
-        attr, record = _retrain_explainer(args, dataset, train_index, target, device, progress)
+        attr, record = _retrain_explainer(args, dataset, select, rest, target, device,
+                                          progress)
     else:
-        select, rest = train_index[: args.select_images], train_index[args.select_images:]
         settings = {"track": NAME, "student": "efficientnet_lite_student(pretrained=True)",
                     "eval_images": args.n_images, "train_images": int(rest.numel()),
                     "select_images": int(select.numel()),
@@ -255,7 +255,7 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
     agree = target_pred == student_pred
     fidelity = (attr.metadata.get("fidelity") or {}).get("student") or {}
     kept = ("" if fidelity.get("best_epoch") is None else
-            f", best epoch {fidelity['best_epoch']} by agreement on {args.select_images} other "
+            f", best epoch {fidelity['best_epoch']} by agreement on {fidelity['images']} other "
             "distillation photos kept out of training (never on these)")
     figures = {
         "agreement": percent(agree), "agreement_dogs": percent(agree, dogs),
@@ -275,8 +275,8 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
         f"{fmt(figures['target_accuracy'])} on the evaluation photos "
         f"({fmt(figures['target_accuracy_dogs'])} on their dogs). **Split** (seed {args.seed}): "
         f"{n} of the {total} photos of `imagenet-sample` are explained, "
-        f"{int(train_index.numel()) - args.select_images} others distil the student and "
-        f"{args.select_images} more choose its best epochs; {int(dogs.sum())} of the "
+        f"{int(rest.numel())} others distil the student and "
+        f"{int(select.numel())} more choose its best epochs; {int(dogs.sum())} of the "
         f"{n} are dog breeds. **Student**: attentive EfficientNet-Lite0 from its public "
         f"ImageNet weights, fine-tuned at 260 x 260 ({record['source']}); top-1 agreement "
         f"with the black box {fmt(figures['agreement'])} on the evaluation photos "
@@ -302,8 +302,7 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
         agreement_goal=None,
         info={"data": {"root": str(root), "photos": total, "seed": args.seed,
                        "eval_images": n,
-                       "train_images": int(train_index.numel()) - args.select_images,
-                       "select_images": args.select_images,
+                       "train_images": int(rest.numel()), "select_images": int(select.numel()),
                        "dog_images": int(dogs.sum()),
                        "train_ids": [Path(dataset.samples[i][0]).name
                                      for i in train_index.tolist()]},
