@@ -6,7 +6,9 @@ student of a demo checkpoint, trains one explanation network per variant
 (``NAME={"objective": "curve", ...}``: :class:`~captum_akd.distill.ExplainerConfig`
 fields; ``"init": true`` fine-tunes the checkpoint's explainer instead of a
 fresh one), and scores every variant, Grad-CAM and the three controls on the
-black box under the protocol (intervals, paired verdicts against Grad-CAM).
+black box under the protocol (intervals, paired verdicts against Grad-CAM);
+``--smooth 1 2 4`` adds the checkpoint's own maps blurred by Gaussians of those
+standard deviations (pixels).
 The scored images are the demo's first test images; stage 2's held-out data
 (best-epoch choice) are the test images after them, so no scored image is
 seen in training or selection. One JSON line per variant is printed and
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import TensorDataset
+from torchvision.transforms.functional import gaussian_blur
 
 from benchmarks.common import write_results
 from captum_akd import AttentiveDistillationAttribution
@@ -36,29 +39,35 @@ from captum_akd.evaluation import (
 )
 from captum_akd.models import ExplanationNet
 
+
+class Blurred:
+    """Another attribution's maps, Gaussian-blurred: are smoother maps more faithful?"""
+
+    def __init__(self, attr: AttentiveDistillationAttribution, sigma: float) -> None:
+        self.attr, self.sigma = attr, sigma
+
+    def attribute(self, inputs: torch.Tensor, target: torch.Tensor, **kwargs) -> torch.Tensor:
+        maps = self.attr.attribute(inputs, target=target, **kwargs)
+        taps = 2 * int(3 * self.sigma) + 1
+        return gaussian_blur(maps, [taps, taps], [self.sigma, self.sigma])
+
+
 KEYS = ("insertion", "deletion", "deletion_blur", "road_combined", "energy_pointing_game")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="a demo checkpoint directory")
-    parser.add_argument("--images", type=int, default=200, help="scored test images")
-    parser.add_argument("--road-images", type=int, default=100)
+    add_demo_arguments(parser)
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", required=True, help="results directory")
-    parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--no-baselines", action="store_true",
                         help="score the variants only (Grad-CAM and controls not re-run)")
-    parser.add_argument("variants", nargs="+", metavar="NAME=JSON")
+    parser.add_argument("--smooth", type=float, nargs="*", default=[], metavar="SIGMA",
+                        help="also score the checkpoint's maps blurred by a Gaussian of each "
+                             "standard deviation (pixels)")
+    parser.add_argument("variants", nargs="*", metavar="NAME=JSON")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    s = DemoSettings()
-    train, test = demo_data(s, progress=False)
-    target = demo_target(s, train, progress=False)
-    loaded = AttentiveDistillationAttribution.load(args.checkpoint, target)
+    s, train, test, target, loaded = load_demo(args)
     student = loaded.student
-    scored = slice(0, args.images)
     held_out = TensorDataset(test["image"][args.images:], test["label"][args.images:])
     methods, trained = {}, {}
     for spec in args.variants:
@@ -80,17 +89,68 @@ def main() -> None:
                                     if isinstance(v, (int, float, str))}}
         print(json.dumps({name: trained[name]}), flush=True)
         methods[name] = attr
-    names = list(methods)
     methods["checkpoint's explainer"] = loaded
+    for sigma in args.smooth:
+        methods[f"checkpoint's explainer, maps blurred (sigma {sigma:g})"] = Blurred(loaded, sigma)
     if not args.no_baselines:
         methods.update(build_methods(target, loaded, target.features[-1],
                                      methods=("gradcam",), seed=s.seed))
-    comparison = compare_methods(target, methods, test["image"][scored],
-                                 masks=test["mask"][scored], step=s.step, batch_size=64,
-                                 road_images=args.road_images, road_threads=args.threads,
-                                 progress=True)
+    rows = score_rows(target, methods, test, args.images, args.road_images, args.threads, s)
+    for name in rows:
+        rows[name].update(trained.get(name, {}))
+        print(json.dumps({name: rows[name]}))
+    text = json.dumps({"command": "python -m benchmarks.explainer_objective " + " ".join(
+        [f"--threads {args.threads}"] + [f"--smooth {' '.join(map(str, args.smooth))}"]
+        * bool(args.smooth) + [f"'{v}'" for v in args.variants]), "images": args.images,
+        "road_images": args.road_images, "epochs": args.epochs, "rows": rows}, indent=1)
+    write_results(Path(args.out), {"results.json": lambda path: path.write_text(text)},
+                  overwrite=args.overwrite)
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of every script that scores explainers on a demo checkpoint."""
+    parser.add_argument("--checkpoint", required=True, help="a demo checkpoint directory")
+    parser.add_argument("--images", type=int, default=200, help="scored test images")
+    parser.add_argument("--road-images", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads; the black box is retrained at each run and its "
+                             "weights depend on this, so compare runs with the same count")
+    parser.add_argument("--out", required=True, help="results directory")
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def load_demo(args: argparse.Namespace) -> tuple[DemoSettings, dict, dict, torch.nn.Module,
+                                                 AttentiveDistillationAttribution]:
+    """The demo's settings, data and black box, and the checkpoint on that black box."""
+    torch.set_num_threads(args.threads)
+    s = DemoSettings()
+    train, test = demo_data(s, progress=False)
+    target = demo_target(s, train, progress=False)
+    return s, train, test, target, AttentiveDistillationAttribution.load(args.checkpoint, target)
+
+
+def score_rows(target: torch.nn.Module, methods: dict, test: dict, images: int,
+               road_images: int, threads: int, s: DemoSettings) -> dict[str, dict]:
+    """Score ``methods`` on the black box on the first ``images`` test images.
+
+    Args:
+        target: the demo's black box.
+        methods: name -> attribution; with a ``"Grad-CAM"`` entry every other
+            row gets its paired verdicts against it, else against the first.
+        test: the demo's test tensors (:func:`~captum_akd.demo.demo_data`).
+        images: scored images; ROAD on the first ``road_images``.
+        road_images: images of ROAD.
+        threads: torch threads of ROAD's imputation.
+        s: the demo's settings (seed, pixels per step).
+
+    Returns:
+        name -> ``{metric: [mean, low, high], "vs_<reference>": {metric: verdict}}``.
+    """
+    comparison = compare_methods(target, methods, test["image"][:images],
+                                 masks=test["mask"][:images], step=s.step, batch_size=64,
+                                 road_images=road_images, road_threads=threads, progress=True)
     cells = bootstrap_cells(comparison, seed=s.seed)
-    reference = "Grad-CAM" if "Grad-CAM" in methods else names[0]
+    reference = "Grad-CAM" if "Grad-CAM" in methods else next(iter(methods))
     paired = paired_differences(comparison, reference, seed=s.seed)
     rows = {}
     for name in methods:
@@ -99,13 +159,8 @@ def main() -> None:
         if name in paired:
             row["vs_" + reference] = {k: paired[name][k].verdict for k in KEYS
                                       if k in paired[name]}
-        rows[name] = {**row, **trained.get(name, {})}
-        print(json.dumps({name: rows[name]}))
-    text = json.dumps({"command": "python -m benchmarks.explainer_objective " + " ".join(
-        f"'{v}'" for v in args.variants), "images": args.images,
-        "road_images": args.road_images, "epochs": args.epochs, "rows": rows}, indent=1)
-    write_results(Path(args.out), {"results.json": lambda path: path.write_text(text)},
-                  overwrite=args.overwrite)
+        rows[name] = row
+    return rows
 
 
 if __name__ == "__main__":

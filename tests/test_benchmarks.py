@@ -278,3 +278,47 @@ def test_cifar10_takes_only_finished_runs_of_distill_cifar10(tmp_path: Path) -> 
     (tmp_path / "e3.json").write_text(json.dumps({"explainer": {"mask_mean": 0.2}}))
     assert stage1_checkpoint(str(explained)) == (explained, True)
     assert stage1_checkpoint("none") is None
+
+
+class _RampMaps:
+    """An attribution whose map ranks pixels left to right, the same for every image."""
+
+    def attribute(self, inputs, target=None, **kwargs):
+        n, _, h, w = inputs.shape
+        return torch.arange(w, dtype=inputs.dtype).expand(n, 1, h, w).clone()
+
+
+def test_map_masked_removes_one_end_of_the_map_at_the_drawn_share() -> None:
+    from benchmarks.map_matching import map_masked
+
+    torch.manual_seed(0)
+    images = torch.rand(8, 3, 8, 8) + 1  # no pixel is 0, so a zeroed one shows
+    black_box = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()
+    copies = map_masked(_RampMaps(), black_box, images, torch.Generator().manual_seed(3),
+                        (3, 1.0))
+    again = map_masked(_RampMaps(), black_box, images, torch.Generator().manual_seed(3),
+                       (3, 1.0))
+    assert torch.equal(copies, again)
+    changed = (copies != images).any(1)  # N x H x W
+    generator = torch.Generator().manual_seed(3)
+    share = torch.rand(8, generator=generator) * 0.9 + 0.05
+    most = torch.rand(8, generator=generator) < 0.5
+    ramp = torch.arange(8.0).expand(8, 8)
+    for i in range(8):
+        kept_top = round(float(share[i]) * 64)
+        removed = changed[i]
+        # The most relevant pixels (right) go, or all but them.
+        assert int(removed.sum()) == (kept_top if most[i] else 64 - kept_top), i
+        gone, left = ramp[removed], ramp[~removed]
+        if len(gone) and len(left):
+            assert (gone.min() >= left.max()) if most[i] else (gone.max() <= left.min()), i
+
+
+def test_blurred_maps_are_the_maps_under_a_gaussian() -> None:
+    from torchvision.transforms.functional import gaussian_blur
+
+    from benchmarks.explainer_objective import Blurred
+
+    images = torch.rand(2, 3, 8, 8)
+    maps = Blurred(_RampMaps(), 1.0).attribute(images, target=torch.tensor([0, 1]))
+    assert torch.allclose(maps, gaussian_blur(_RampMaps().attribute(images), [7, 7], [1.0, 1.0]))
