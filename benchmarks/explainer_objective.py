@@ -5,7 +5,8 @@ rebuilds the demo's black box (same data, seed and training), loads the
 student of a demo checkpoint, trains one explanation network per variant
 (``NAME={"objective": "curve", ...}``: :class:`~captum_akd.distill.ExplainerConfig`
 fields; ``"init": true`` fine-tunes the checkpoint's explainer instead of a
-fresh one), and scores every variant, Grad-CAM and the three controls on the
+fresh one; ``"seed": N`` draws its initialisation and training from seed N
+instead of the demo's), and scores every variant, Grad-CAM and the three controls on the
 black box under the protocol (intervals, paired verdicts against Grad-CAM);
 ``--smooth 1 2 4`` adds the checkpoint's own maps blurred by Gaussians of those
 standard deviations (pixels).
@@ -74,15 +75,16 @@ def main() -> None:
         name, _, options = spec.partition("=")
         options = json.loads(options or "{}")
         init = options.pop("init", False)
-        torch.manual_seed(s.seed)
+        seed = options.pop("seed", s.seed)
+        torch.manual_seed(seed)
         explainer = (copy.deepcopy(loaded.explainer) if init
                      else ExplanationNet.for_student(student, width=s.explainer_width))
         started = time.time()
         attr = train_explainer(target, TensorDataset(train["image"], train["label"]),
                                student=student, explainer=explainer, val_data=held_out,
-                               epochs=options.pop("epochs", args.epochs), seed=s.seed,
+                               epochs=options.pop("epochs", args.epochs), seed=seed,
                                quiet=True, **{"area_target": s.area_target, **options})
-        trained[name] = {"options": {**options, "init": init},
+        trained[name] = {"options": {**options, "init": init, "seed": seed},
                          "seconds": round(time.time() - started),
                          "report": {k: v for k, v in
                                     attr.metadata["fidelity"]["explainer"].items()
