@@ -19,10 +19,9 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.cifar10 import round_robin
+from benchmarks.cifar10 import DEFAULTS, evaluation_set
 from benchmarks.common import DEFAULT_DATA_DIR, write_results
 from captum_akd import AttentiveDistillationAttribution
-from captum_akd.data import CifarZip
 from captum_akd.evaluation import (
     CEILING_METRICS,
     bootstrap_cells,
@@ -47,10 +46,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     target = cifar_resnet56(args.data_dir / "weights" / "cifar10_resnet56.safetensors").eval()
     target.requires_grad_(False)
-    evaluation = CifarZip(args.data_dir / "cifar10" / "cifar10-test.zip", limit=1000, seed=0,
-                          preload=True)
-    order = round_robin(evaluation.targets, 0)[: args.images]
-    images = normalize_cifar(evaluation.data[order].float() / 255)
+    evaluation, order = evaluation_set(args.data_dir / "cifar10" / "cifar10-test.zip",
+                                       DEFAULTS["n_images"], 0)
+    images = normalize_cifar(evaluation.data[order[: args.images]].float() / 255)
     methods = {}
     for spec in args.students:
         name, _, path = spec.partition("=")

@@ -151,6 +151,23 @@ def round_robin(labels: list[int], seed: int) -> Tensor:
     return torch.tensor([i for _, _, i in sorted(keys)], dtype=torch.long)
 
 
+def evaluation_set(test_zip: Path, n_images: int, seed: int) -> tuple[Any, Tensor]:
+    """The track's evaluation images (a class-balanced draw) and their :func:`round_robin` order.
+
+    Args:
+        test_zip: ``cifar10-test.zip``.
+        n_images: how many to draw.
+        seed: seed of the draw and of the order.
+
+    Returns:
+        The preloaded :class:`~captum_akd.data.CifarZip` and the order to use its images in.
+    """
+    from captum_akd.data import CifarZip
+
+    evaluation = CifarZip(test_zip, limit=n_images, seed=seed, preload=True)
+    return evaluation, round_robin(evaluation.targets, seed)
+
+
 def run_record(path: Path) -> dict[str, Any] | None:
     """What distill_cifar10.py recorded when the run at ``path`` ended, or ``None``.
 
@@ -354,8 +371,7 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
     target = cifar_resnet56(data / "weights" / "cifar10_resnet56.safetensors").to(device).eval()
     for p in target.parameters():
         p.requires_grad_(False)
-    evaluation = CifarZip(test_zip, limit=args.n_images, seed=args.seed, preload=True)
-    order = round_robin(evaluation.targets, args.seed)
+    evaluation, order = evaluation_set(test_zip, args.n_images, args.seed)
     display = evaluation.data[order].float() / 255
     images = normalize_cifar(display).to(device)
     truth = torch.tensor(evaluation.targets)[order]

@@ -3,7 +3,8 @@
 A stage (:class:`~captum_akd.distill._stage1.StudentStage`,
 :class:`~captum_akd.distill._stage2.ExplainerStage`) names the module it trains
 and supplies ``step(images, labels, generator)`` (the batch's losses, total
-under ``"loss"``) and ``evaluate(last)``; :func:`train` does everything else,
+under ``"loss"``), ``evaluate(epoch, last)`` and ``complete(report)`` (what
+only the final report measures); :func:`train` does everything else,
 the same way for both. Everything random in epoch ``e`` is seeded from
 ``(seed, stage, e)``, so a resumed run replays the epochs it had not finished.
 """
@@ -253,8 +254,7 @@ def train(stage: Stage, shared: Shared) -> list[dict[str, float]]:
                     stage.score(report) > tuple(best["score"])):
                 best = {**_best_so_far(stage, report, epoch + 1), "start": best["start"]}
             # Counted in evaluated epochs' terms: an epoch without a report stops nothing.
-            # The best epoch is then an earlier one, so _keep_best measures its weights for
-            # the final report; this epoch's own report is not needed in full.
+            # The best epoch is then an earlier one, whose own report _keep_best keeps.
             if (not last and best is not None and report is not None
                     and config.patience is not None
                     and epoch + 1 - best["epoch"] >= config.patience):
