@@ -9,7 +9,9 @@ fresh one; ``"seed": N`` draws its initialisation and training from seed N
 instead of the demo's), and scores every variant, Grad-CAM and the three controls on the
 black box under the protocol (intervals, paired verdicts against Grad-CAM);
 ``--smooth 1 2 4`` adds the checkpoint's own maps blurred by Gaussians of those
-standard deviations (pixels).
+standard deviations (pixels); ``--ensemble`` adds the mean of the variants' maps,
+and the mean of theirs and the checkpoint's (``--members-unscored`` then leaves
+the variants themselves out of the scoring).
 The scored images are the demo's first test images; stage 2's held-out data
 (best-epoch choice) are the test images after them, so no scored image is
 seen in training or selection. One JSON line per variant is printed and
@@ -53,6 +55,17 @@ class Blurred:
         return gaussian_blur(maps, [taps, taps], [self.sigma, self.sigma])
 
 
+class Mean:
+    """The mean of several attributions' maps: does averaging explainers of one student help?"""
+
+    def __init__(self, members: list) -> None:
+        self.members = members
+
+    def attribute(self, inputs: torch.Tensor, target: torch.Tensor, **kwargs) -> torch.Tensor:
+        return torch.stack([m.attribute(inputs, target=target, **kwargs)
+                            for m in self.members]).mean(0)
+
+
 KEYS = ("insertion", "deletion", "deletion_blur", "road_combined", "energy_pointing_game")
 
 
@@ -65,6 +78,11 @@ def main() -> None:
     parser.add_argument("--smooth", type=float, nargs="*", default=[], metavar="SIGMA",
                         help="also score the checkpoint's maps blurred by a Gaussian of each "
                              "standard deviation (pixels)")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="also score the mean of the variants' maps, and of theirs and "
+                             "the checkpoint's")
+    parser.add_argument("--members-unscored", action="store_true",
+                        help="with --ensemble: score the means only, not each variant")
     parser.add_argument("variants", nargs="*", metavar="NAME=JSON")
     args = parser.parse_args()
     s, train, test, target, loaded = load_demo(args)
@@ -91,6 +109,13 @@ def main() -> None:
                                     if isinstance(v, (int, float, str))}}
         print(json.dumps({name: trained[name]}), flush=True)
         methods[name] = attr
+    if args.ensemble:
+        members = list(methods.values())
+        if args.members_unscored:
+            methods = {}
+        methods[f"mean of the {len(members)} variants' maps"] = Mean(members)
+        methods[f"mean of the {len(members)} variants' and the checkpoint's maps"] = Mean(
+            [*members, loaded])
     methods["checkpoint's explainer"] = loaded
     for sigma in args.smooth:
         methods[f"checkpoint's explainer, maps blurred (sigma {sigma:g})"] = Blurred(loaded, sigma)
@@ -103,8 +128,10 @@ def main() -> None:
         print(json.dumps({name: rows[name]}))
     text = json.dumps({"command": "python -m benchmarks.explainer_objective " + " ".join(
         [f"--threads {args.threads}"] + [f"--smooth {' '.join(map(str, args.smooth))}"]
-        * bool(args.smooth) + [f"'{v}'" for v in args.variants]), "images": args.images,
-        "road_images": args.road_images, "epochs": args.epochs, "rows": rows}, indent=1)
+        * bool(args.smooth) + ["--ensemble"] * args.ensemble
+        + ["--members-unscored"] * args.members_unscored + [f"'{v}'" for v in args.variants]),
+        "images": args.images, "road_images": args.road_images, "epochs": args.epochs,
+        "rows": rows, "trained": trained}, indent=1)
     write_results(Path(args.out), {"results.json": lambda path: path.write_text(text)},
                   overwrite=args.overwrite)
 

@@ -322,3 +322,23 @@ def test_blurred_maps_are_the_maps_under_a_gaussian() -> None:
     images = torch.rand(2, 3, 8, 8)
     maps = Blurred(_RampMaps(), 1.0).attribute(images, target=torch.tensor([0, 1]))
     assert torch.allclose(maps, gaussian_blur(_RampMaps().attribute(images), [7, 7], [1.0, 1.0]))
+
+
+def test_mean_maps_are_the_members_maps_averaged_for_the_asked_class() -> None:
+    from benchmarks.explainer_objective import Mean
+
+    class _ClassMaps:
+        """Every pixel of image i is the requested class of image i, times a scale."""
+
+        def __init__(self, scale: float) -> None:
+            self.scale = scale
+
+        def attribute(self, inputs, target=None, **kwargs):
+            value = self.scale * target.to(inputs.dtype)
+            return value[:, None, None, None].expand(inputs.shape[0], 1, *inputs.shape[-2:])
+
+    images, target = torch.rand(3, 3, 4, 4), torch.tensor([0, 1, 2])
+    maps = Mean([_ClassMaps(1.0), _ClassMaps(3.0), _RampMaps()]).attribute(images, target=target)
+    ramp = _RampMaps().attribute(images)
+    assert maps.shape == (3, 1, 4, 4)
+    assert torch.allclose(maps, (4.0 * target[:, None, None, None] + ramp) / 3)
