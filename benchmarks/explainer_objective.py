@@ -126,12 +126,17 @@ def main() -> None:
     for name in rows:
         rows[name].update(trained.get(name, {}))
         print(json.dumps({name: rows[name]}))
-    text = json.dumps({"command": "python -m benchmarks.explainer_objective " + " ".join(
-        [f"--threads {args.threads}"] + [f"--smooth {' '.join(map(str, args.smooth))}"]
-        * bool(args.smooth) + ["--ensemble"] * args.ensemble
-        + ["--members-unscored"] * args.members_unscored + [f"'{v}'" for v in args.variants]),
-        "images": args.images, "road_images": args.road_images, "epochs": args.epochs,
-        "rows": rows, "trained": trained}, indent=1)
+    flags = [f"--threads {args.threads}"]
+    if args.smooth:
+        flags.append(f"--smooth {' '.join(map(str, args.smooth))}")
+    if args.ensemble:
+        flags.append("--ensemble")
+    if args.members_unscored:
+        flags.append("--members-unscored")
+    flags += [f"'{v}'" for v in args.variants]
+    text = json.dumps({"command": "python -m benchmarks.explainer_objective " + " ".join(flags),
+                       "images": args.images, "road_images": args.road_images,
+                       "epochs": args.epochs, "rows": rows, "trained": trained}, indent=1)
     write_results(Path(args.out), {"results.json": lambda path: path.write_text(text)},
                   overwrite=args.overwrite)
 
