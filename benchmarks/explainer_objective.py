@@ -9,7 +9,9 @@ fresh one; ``"seed": N`` draws its initialisation and training from seed N
 instead of the demo's), and scores every variant, Grad-CAM and the three controls on the
 black box under the protocol (intervals, paired verdicts against Grad-CAM);
 ``--smooth 1 2 4`` adds the checkpoint's own maps blurred by Gaussians of those
-standard deviations (pixels); ``--ensemble`` adds the mean of the variants' maps,
+standard deviations (pixels); ``--cam-blend 0.5 1`` adds them mixed with
+the student's own class activation map at those weights (1: the CAM
+alone); ``--ensemble`` adds the mean of the variants' maps,
 and the mean of theirs and the checkpoint's (``--members-unscored`` then leaves
 the variants themselves out of the scoring).
 The scored images are the demo's first test images; stage 2's held-out data
@@ -27,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.nn.functional import interpolate
 from torch.utils.data import TensorDataset
 from torchvision.transforms.functional import gaussian_blur
 
@@ -53,6 +56,32 @@ class Blurred:
         maps = self.attr.attribute(inputs, target=target, **kwargs)
         taps = 2 * int(3 * self.sigma) + 1
         return gaussian_blur(maps, [taps, taps], [self.sigma, self.sigma])
+
+
+class CamBlend:
+    """The explainer's maps mixed with its student's own class activation map.
+
+    The CAM comes from the same student forward pass, so the mix costs nothing;
+    ``weight`` 1 is the student's CAM alone (bilinear to the image, ReLU, each
+    map divided by its maximum), 0 the explainer alone.
+    """
+
+    def __init__(self, attr: AttentiveDistillationAttribution, weight: float) -> None:
+        self.attr, self.weight = attr, weight
+
+    @torch.no_grad()
+    def attribute(self, inputs: torch.Tensor, target: torch.Tensor, **kwargs) -> torch.Tensor:
+        images = inputs
+        labels = torch.as_tensor(target, device=images.device).long().expand(len(images))
+        student, explainer = self.attr.student.eval(), self.attr.explainer.eval()
+        output = student.forward_features(images)
+        cam = student.class_activation_map(output.features[-1], labels)
+        maps = explainer(output.features, output.attention, cam, student.fc.weight[labels],
+                         tuple(images.shape[-2:]))
+        cam = interpolate(cam, size=images.shape[-2:], mode="bilinear",
+                          align_corners=False).relu()
+        cam = cam / cam.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None]
+        return (1 - self.weight) * maps + self.weight * cam
 
 
 class Mean:
@@ -83,6 +112,9 @@ def main() -> None:
                              "the checkpoint's")
     parser.add_argument("--members-unscored", action="store_true",
                         help="with --ensemble: score the means only, not each variant")
+    parser.add_argument("--cam-blend", type=float, nargs="*", default=[], metavar="WEIGHT",
+                        help="also score the checkpoint's maps mixed with its student's CAM at "
+                             "each weight (1: the CAM alone)")
     parser.add_argument("variants", nargs="*", metavar="NAME=JSON")
     args = parser.parse_args()
     s, train, test, target, loaded = load_demo(args)
@@ -119,6 +151,9 @@ def main() -> None:
     methods["checkpoint's explainer"] = loaded
     for sigma in args.smooth:
         methods[f"checkpoint's explainer, maps blurred (sigma {sigma:g})"] = Blurred(loaded, sigma)
+    for weight in args.cam_blend:
+        methods[f"checkpoint's explainer mixed with its student's CAM (weight {weight:g})"] = (
+            CamBlend(loaded, weight))
     if not args.no_baselines:
         methods.update(build_methods(target, loaded, target.features[-1],
                                      methods=("gradcam",), seed=s.seed))
@@ -126,14 +161,21 @@ def main() -> None:
     for name in rows:
         rows[name].update(trained.get(name, {}))
         print(json.dumps({name: rows[name]}))
-    flags = [f"--threads {args.threads}"]
+    flags = ["--checkpoint <the demo's checkpoint>", f"--threads {args.threads}"]
+    for name in ("images", "road_images", "epochs"):
+        if getattr(args, name) != parser.get_default(name):
+            flags.append(f"--{name.replace('_', '-')} {getattr(args, name)}")
+    if args.no_baselines:
+        flags.append("--no-baselines")
     if args.smooth:
         flags.append(f"--smooth {' '.join(map(str, args.smooth))}")
+    if args.cam_blend:
+        flags.append(f"--cam-blend {' '.join(map(str, args.cam_blend))}")
     if args.ensemble:
         flags.append("--ensemble")
     if args.members_unscored:
         flags.append("--members-unscored")
-    flags += [f"'{v}'" for v in args.variants]
+    flags += ["--out <dir>", *(f"'{v}'" for v in args.variants)]
     text = json.dumps({"command": "python -m benchmarks.explainer_objective " + " ".join(flags),
                        "images": args.images, "road_images": args.road_images,
                        "epochs": args.epochs, "rows": rows, "trained": trained}, indent=1)

@@ -342,3 +342,24 @@ def test_mean_maps_are_the_members_maps_averaged_for_the_asked_class() -> None:
     ramp = _RampMaps().attribute(images)
     assert maps.shape == (3, 1, 4, 4)
     assert torch.allclose(maps, (4.0 * target[:, None, None, None] + ramp) / 3)
+
+
+def test_cam_blend_mixes_the_explainers_maps_with_the_students_cam() -> None:
+    from benchmarks.explainer_objective import CamBlend
+    from captum_akd import AttentiveDistillationAttribution
+    from captum_akd.models import ExplanationNet, cifar_resnet_student
+
+    torch.manual_seed(0)
+    student = cifar_resnet_student(depth=8, num_classes=3)
+    attr = AttentiveDistillationAttribution(None, student,
+                                            ExplanationNet.for_student(student, width=16))
+    images, target = torch.rand(2, 3, 16, 16), torch.tensor([0, 2])
+    alone, cam, half = (CamBlend(attr, w).attribute(images, target=target)
+                        for w in (0.0, 1.0, 0.5))
+    assert torch.allclose(alone, attr.attribute(images, target=target), atol=1e-6)
+    # The CAM alone: non-negative, each map scaled to a maximum of one, class-specific.
+    assert cam.shape == (2, 1, 16, 16) and bool(cam.min() >= 0)
+    assert torch.allclose(cam.flatten(1).amax(1), torch.ones(2))
+    other = CamBlend(attr, 1.0).attribute(images, target=torch.tensor([1, 1]))
+    assert not torch.allclose(cam, other)
+    assert torch.allclose(half, (alone + cam) / 2, atol=1e-6)

@@ -268,6 +268,31 @@ def test_the_whole_curve_objective_trains_ranked_maps():
     assert 0 <= report["student_deletion"] < report["student_insertion"] <= 1
 
 
+def test_black_box_selection_reads_the_black_box_and_keeps_its_best_epoch():
+    student = distill_student(square_target, make_dataset(128), student=tiny_student(),
+                              epochs=1, **FAST).student
+    queried, reports = {}, {}
+    for judge in ("student", "black_box"):
+        seen = []
+
+        def counted(images, seen=seen):
+            seen.append(images.shape[0])
+            return square_target(images)
+
+        attr = train_explainer(counted, make_dataset(128), student=student, epochs=2,
+                               val_data=make_dataset(32, seed=1), objective="curve", budgets=2,
+                               destroy_substrate="both", select_on=judge, **FAST)
+        queried[judge], reports[judge] = sum(seen), attr.metadata["fidelity"]["explainer"]
+    # Before the first epoch and after each: 5 shares x (1 kept + 2 removed) x 32 images.
+    assert queried["black_box"] - queried["student"] == 3 * 5 * 3 * 32
+    report = reports["black_box"]
+    assert "black_box_insertion" not in reports["student"]
+    kept = report["black_box_insertion"] - report["black_box_deletion"]
+    for other in (report["start"], report["last"]):
+        assert kept >= other["black_box_insertion"] - other["black_box_deletion"]
+    assert {"student_insertion", "student_deletion"} <= set(report)
+
+
 def test_a_diverging_explainer_run_keeps_its_start_and_stops_early():
     data, held_out = make_dataset(96), make_dataset(32, seed=1)
     student = distill_student(square_target, data, student=tiny_student(), epochs=2,

@@ -182,13 +182,20 @@ def explainer_curve(
     ctx: DistContext,
     blur: tuple[int, float] = (11, 5.0),
     substrates: tuple[str, ...] = ("blur",),
+    judge: str = "student",
 ) -> dict[str, float]:
-    """The student's class score with each map's top pixels kept, and with them removed.
+    """A model's class score with each map's top pixels kept, and with them removed.
 
-    A coarse, student-only insertion and deletion (the mean over
-    :data:`CURVE_SHARES` of ``p_student(c)``), for choosing the best epoch
-    without querying the black box on masked images.
+    A coarse insertion and deletion (the mean over :data:`CURVE_SHARES` of
+    ``p(c)``) for choosing the best epoch: read from the student
+    (``judge="student"``: no black-box query on a masked image) or from the
+    black box (``"black_box"``: ``len(CURVE_SHARES) * (1 + len(substrates))``
+    queries per held-out image), as ``{judge}_insertion`` and ``{judge}_deletion``.
     """
+    if judge not in ("student", "black_box"):
+        raise ValueError(f"`judge` must be 'student' or 'black_box'; got {judge!r}")
+    model = student if judge == "student" else (
+        lambda x: call_black_box(held_out.forward_func, x).float())
     with _evaluating(student, explainer):
         sums = torch.zeros(3, dtype=torch.float64, device=held_out.device)
         for images, _, teacher in held_out.batches():
@@ -200,13 +207,13 @@ def explainer_curve(
             kept = removed = torch.zeros((), dtype=torch.float64, device=sums.device)
             for share in CURVE_SHARES:
                 top = (ranks >= mask.shape[1] - round(share * mask.shape[1])).to(images)
-                kept = kept + _probability(student(top * images + (1 - top) * blurred),
+                kept = kept + _probability(model(top * images + (1 - top) * blurred),
                                            classes).sum().double()
                 for name in substrates:
                     removed = removed + _probability(
-                        student((1 - top) * images + top * bases[name]), classes).sum().double()
+                        model((1 - top) * images + top * bases[name]), classes).sum().double()
             sums += torch.stack([torch.tensor(float(images.shape[0]), device=sums.device),
                                  kept / len(CURVE_SHARES),
                                  removed / (len(CURVE_SHARES) * len(substrates))])
     n, kept, removed = all_reduce_sum(sums, ctx).tolist()
-    return {"student_insertion": kept / max(n, 1), "student_deletion": removed / max(n, 1)}
+    return {f"{judge}_insertion": kept / max(n, 1), f"{judge}_deletion": removed / max(n, 1)}

@@ -130,11 +130,13 @@ class ExplainerStage:
         blur = (config.blur_kernel, config.blur_sigma)
         substrates = ("blur", "zero") if config.destroy_substrate == "both" else (
             config.destroy_substrate,)
-        report: dict = {**explainer_curve(self.student, self.explainer, held_out,
-                                          self.shared.ctx, blur, substrates),
-                        "epoch": 0 if epoch is None else epoch + 1}
-        extra = {f"{held_out.split}_{k}": report[k]
-                 for k in ("student_insertion", "student_deletion")}
+        judges = ("student",) if config.select_on == "student" else ("student", "black_box")
+        report: dict = {"epoch": 0 if epoch is None else epoch + 1}
+        for judge in judges:
+            report.update(explainer_curve(self.student, self.explainer, held_out,
+                                          self.shared.ctx, blur, substrates, judge))
+        extra = {f"{held_out.split}_{j}_{k}": report[f"{j}_{k}"]
+                 for j in judges for k in ("insertion", "deletion")}
         return extra, report
 
     def complete(self, report: dict) -> tuple[dict[str, float], dict]:
@@ -146,6 +148,7 @@ class ExplainerStage:
         return {f"{held_out.split}_{k}": report[k] for k in keys}, report
 
     def score(self, report: dict) -> tuple[float, ...]:
-        # The student's coarse insertion minus deletion on held-out maps: the best epoch is
-        # chosen without showing the black box a single masked image.
-        return (report["student_insertion"] - report["student_deletion"],)
+        # Coarse insertion minus deletion on held-out maps, read from the model `select_on`
+        # names (by default the student: the black box sees no masked image for selection).
+        judge = self.config.select_on
+        return (report[f"{judge}_insertion"] - report[f"{judge}_deletion"],)

@@ -39,6 +39,7 @@ OBJECTIVES = ("area", "curve")
 CURVE_TERMS = ("log", "probability")
 PERTURB_CHOICES = ("both", "smooth", "scattered")
 SUBSTRATE_CHOICES = ("both", "blur", "zero")
+SELECTION_JUDGES = ("student", "black_box")
 _POSITIVE = partial(check_number, strict=True)
 _POSITIVE_INT = partial(check_number, strict=True, integer=True)
 _FRACTION = partial(check_number, high=1.0)
@@ -366,6 +367,12 @@ class ExplainerConfig(_Optimization):
                                "are replaced with (odd)", _POSITIVE_INT)
     blur_sigma: float = _setting(5.0, "standard deviation of that blur (5: as the insertion "
                                 "metric)", _POSITIVE)
+    select_on: str = _setting(
+        "student", "whose answers choose the best epoch: 'student' (its coarse insertion minus "
+        "deletion on held-out maps; the black box sees no masked image) or 'black_box' (the "
+        "same read from the black box: 5 x (1 + substrates) queries per held-out image and "
+        "epoch; the explainer is still trained only through the student)",
+        one_of(SELECTION_JUDGES), choices=SELECTION_JUDGES)
 
     def __post_init__(self) -> None:
         super().__post_init__()
