@@ -182,38 +182,46 @@ def explainer_curve(
     ctx: DistContext,
     blur: tuple[int, float] = (11, 5.0),
     substrates: tuple[str, ...] = ("blur",),
-    judge: str = "student",
+    judges: tuple[str, ...] = ("student",),
 ) -> dict[str, float]:
-    """A model's class score with each map's top pixels kept, and with them removed.
+    """Each judge's class score with each map's top pixels kept, and with them removed.
 
     A coarse insertion and deletion (the mean over :data:`CURVE_SHARES` of
-    ``p(c)``) for choosing the best epoch: read from the student
-    (``judge="student"``: no black-box query on a masked image) or from the
-    black box (``"black_box"``: ``len(CURVE_SHARES) * (1 + len(substrates))``
-    queries per held-out image), as ``{judge}_insertion`` and ``{judge}_deletion``.
+    ``p(c)``) for choosing the best epoch, as ``{judge}_insertion`` and
+    ``{judge}_deletion`` for each of ``judges``: ``"student"`` (no black-box
+    query on a masked image) and ``"black_box"``
+    (``len(CURVE_SHARES) * (1 + len(substrates))`` queries per held-out
+    image). The maps and masked copies are made once for all judges.
     """
-    if judge not in ("student", "black_box"):
-        raise ValueError(f"`judge` must be 'student' or 'black_box'; got {judge!r}")
-    model = student if judge == "student" else (
-        lambda x: call_black_box(held_out.forward_func, x).float())
+    models = {"student": student,
+              "black_box": lambda x: call_black_box(held_out.forward_func, x).float()}
     with _evaluating(student, explainer):
-        sums = torch.zeros(3, dtype=torch.float64, device=held_out.device)
+        sums = torch.zeros(1 + 2 * len(judges), dtype=torch.float64, device=held_out.device)
         for images, _, teacher in held_out.batches():
             classes = teacher.argmax(1)
             mask = explainer.explain(student, images, classes).float().flatten(1)
             ranks = mask.argsort(1).argsort(1).reshape(images.shape[0], 1, *images.shape[-2:])
             blurred = gaussian_blur(images, *blur)
             bases = {"blur": blurred, "zero": torch.zeros_like(images)}
-            kept = removed = torch.zeros((), dtype=torch.float64, device=sums.device)
+            zero = torch.zeros((), dtype=torch.float64, device=sums.device)
+            kept, removed = [zero] * len(judges), [zero] * len(judges)
             for share in CURVE_SHARES:
                 top = (ranks >= mask.shape[1] - round(share * mask.shape[1])).to(images)
-                kept = kept + _probability(model(top * images + (1 - top) * blurred),
-                                           classes).sum().double()
-                for name in substrates:
-                    removed = removed + _probability(
-                        model((1 - top) * images + top * bases[name]), classes).sum().double()
+                insertion_view = top * images + (1 - top) * blurred
+                deletion_views = [(1 - top) * images + top * bases[name] for name in substrates]
+                for i, judge in enumerate(judges):
+                    model = models[judge]
+                    kept[i] = kept[i] + _probability(model(insertion_view),
+                                                     classes).sum().double()
+                    for view in deletion_views:
+                        removed[i] = removed[i] + _probability(model(view),
+                                                               classes).sum().double()
             sums += torch.stack([torch.tensor(float(images.shape[0]), device=sums.device),
-                                 kept / len(CURVE_SHARES),
-                                 removed / (len(CURVE_SHARES) * len(substrates))])
-    n, kept, removed = all_reduce_sum(sums, ctx).tolist()
-    return {f"{judge}_insertion": kept / max(n, 1), f"{judge}_deletion": removed / max(n, 1)}
+                                 *(k / len(CURVE_SHARES) for k in kept),
+                                 *(r / (len(CURVE_SHARES) * len(substrates)) for r in removed)])
+    n, *scores = all_reduce_sum(sums, ctx).tolist()
+    report = {}
+    for i, judge in enumerate(judges):
+        report[f"{judge}_insertion"] = scores[i] / max(n, 1)
+        report[f"{judge}_deletion"] = scores[len(judges) + i] / max(n, 1)
+    return report

@@ -131,10 +131,9 @@ class ExplainerStage:
         substrates = ("blur", "zero") if config.destroy_substrate == "both" else (
             config.destroy_substrate,)
         judges = ("student",) if config.select_on == "student" else ("student", "black_box")
-        report: dict = {"epoch": 0 if epoch is None else epoch + 1}
-        for judge in judges:
-            report.update(explainer_curve(self.student, self.explainer, held_out,
-                                          self.shared.ctx, blur, substrates, judge))
+        report: dict = {**explainer_curve(self.student, self.explainer, held_out,
+                                          self.shared.ctx, blur, substrates, judges),
+                        "epoch": 0 if epoch is None else epoch + 1}
         extra = {f"{held_out.split}_{j}_{k}": report[f"{j}_{k}"]
                  for j in judges for k in ("insertion", "deletion")}
         return extra, report
