@@ -41,6 +41,7 @@ from torchvision.transforms.functional import gaussian_blur
 from benchmarks.common import predictions, write_results
 from benchmarks.explainer_objective import add_demo_arguments, load_demo, score_rows
 from captum_akd import AttentiveDistillationAttribution
+from captum_akd.demo import accuracy
 from captum_akd.distill import ExplainerConfig, distill_student, train_explainer
 from captum_akd.evaluation import build_methods
 from captum_akd.models import ExplanationNet
@@ -77,11 +78,10 @@ def map_masked(attr: AttentiveDistillationAttribution, model: torch.nn.Module, i
 
 
 def agreement(model: torch.nn.Module, student: torch.nn.Module, images: Tensor) -> float:
-    """Top-1 agreement of ``student`` with ``model`` on ``images``."""
+    """Top-1 agreement of ``student`` with ``model`` on ``images``, as a share (results' unit)."""
     student.eval()
     with torch.no_grad():
-        same = predictions(model, images) == predictions(student, images)
-    return round(float(same.float().mean()), 4)
+        return round(accuracy(student, images, predictions(model, images)) / 100, 4)
 
 
 def main() -> None:

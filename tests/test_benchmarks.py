@@ -288,6 +288,22 @@ class _RampMaps:
         return torch.arange(w, dtype=inputs.dtype).expand(n, 1, h, w).clone()
 
 
+def test_agreement_is_the_share_of_images_where_both_models_pick_the_same_class() -> None:
+    from benchmarks.map_matching import agreement
+
+    torch.manual_seed(0)
+    images = torch.randn(16, 3, 2, 2) * 3
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3)).eval()
+
+    class _Constant(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 3).float()
+
+    assert agreement(model, model, images) == 1.0
+    assert (model(images).argmax(1) == 0).sum() == 5  # the seed's draw: neither 0 nor all
+    assert agreement(model, _Constant(), images) == 0.3125
+
+
 def test_map_masked_removes_one_end_of_the_map_at_the_drawn_share() -> None:
     from benchmarks.map_matching import map_masked
 
