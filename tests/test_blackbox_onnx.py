@@ -167,8 +167,15 @@ def test_distillation_through_onnx_gives_the_pytorch_student(exported):
     assert len(via_onnx.history) == len(via_torch.history) == 1
     onnx_state, torch_state = via_onnx.student.state_dict(), via_torch.student.state_dict()
     assert onnx_state.keys() == torch_state.keys()
+    # ONNX Runtime's logits differ from torch's by ~3e-8; the optimiser's normalised
+    # steps magnify that to ~2e-4 on weights whose gradients are near 0 (machine-dependent),
+    # so weights get 1e-3 (training moves them by up to ~0.6) and answers are compared tightly.
     for name, value in torch_state.items():
-        torch.testing.assert_close(onnx_state[name], value, atol=1e-4, rtol=0, msg=name)
+        torch.testing.assert_close(onnx_state[name], value, atol=1e-3, rtol=0, msg=name)
+    probe = images(16, seed=5)
+    with torch.no_grad():
+        answers = via_onnx.student.eval()(probe), via_torch.student.eval()(probe)
+    torch.testing.assert_close(*answers, atol=2e-5, rtol=0)
     start = tiny_student(num_classes=K).state_dict()
     moved = max(float((value - start[name]).abs().max()) for name, value in torch_state.items()
                 if value.is_floating_point())
