@@ -61,7 +61,7 @@ class Blurred:
 class CamBlend:
     """The explainer's maps mixed with its student's own class activation map.
 
-    The CAM is the one the explainer decodes from (one more student pass);
+    The CAM comes from the same student forward pass, so the mix costs nothing;
     ``weight`` 1 is the student's CAM alone (bilinear to the image, ReLU, each
     map divided by its maximum), 0 the explainer alone.
     """
@@ -74,10 +74,11 @@ class CamBlend:
         images = inputs
         labels = torch.as_tensor(target, device=images.device).long().expand(len(images))
         student, explainer = self.attr.student.eval(), self.attr.explainer.eval()
-        maps = explainer.explain(student, images, labels)
-        # A second student pass: the CAM is the one explain() decodes from.
-        cam = student.class_activation_map(student.forward_features(images).features[-1],
-                                           labels)
+        # explain()'s steps spelled out: its CAM is needed too, and one student pass gives both.
+        output = student.forward_features(images)
+        cam = student.class_activation_map(output.features[-1], labels)
+        maps = explainer(output.features, output.attention, cam, student.fc.weight[labels],
+                         tuple(images.shape[-2:]))
         cam = interpolate(cam, size=images.shape[-2:], mode="bilinear",
                           align_corners=False).relu()
         cam = cam / cam.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None]
