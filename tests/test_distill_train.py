@@ -272,19 +272,29 @@ def test_black_box_selection_reads_the_black_box_and_keeps_its_best_epoch():
     student = distill_student(square_target, make_dataset(128), student=tiny_student(),
                               epochs=1, **FAST).student
     queried, reports = {}, {}
-    for judge in ("student", "black_box"):
+    runs = {"student": {}, "black_box": {}, "subset": {"select_images": 8}}
+    for name, extra in runs.items():
         seen = []
 
         def counted(images, seen=seen):
             seen.append(images.shape[0])
             return square_target(images)
 
+        judge = "student" if name == "student" else "black_box"
+        torch.manual_seed(0)  # the same fresh explainer for each run
         attr = train_explainer(counted, make_dataset(128), student=student, epochs=2,
                                val_data=make_dataset(32, seed=1), objective="curve", budgets=2,
-                               destroy_substrate="both", select_on=judge, **FAST)
-        queried[judge], reports[judge] = sum(seen), attr.metadata["fidelity"]["explainer"]
-    # Before the first epoch and after each: 5 shares x (1 kept + 2 removed) x 32 images.
+                               destroy_substrate="both", select_on=judge, **extra, **FAST)
+        queried[name], reports[name] = sum(seen), attr.metadata["fidelity"]["explainer"]
+    # Before the first epoch and after each: 5 shares x (1 kept + 2 removed) x 32 images,
+    # or x the 8 images `select_images` names.
     assert queried["black_box"] - queried["student"] == 3 * 5 * 3 * 32
+    assert queried["subset"] - queried["student"] == 3 * 5 * 3 * 8
+    assert reports["black_box"]["black_box_images"] == 32
+    assert reports["subset"]["black_box_images"] == 8
+    # The student still judges every held-out image, so its figures do not change.
+    assert reports["subset"]["start"]["student_insertion"] == reports["black_box"]["start"][
+        "student_insertion"]
     report = reports["black_box"]
     assert "black_box_insertion" not in reports["student"]
     kept = report["black_box_insertion"] - report["black_box_deletion"]
@@ -350,3 +360,41 @@ def test_stage_2_measures_its_final_report_once_on_the_weights_kept(monkeypatch,
     assert report["best_epoch"] == (0 if kept == "start" else 2)
     # The last epoch's record carries the one-mask figures only when its weights are kept.
     assert ("val_mask_mean" in history[-1]) == (kept == "last")
+
+
+def test_the_black_box_subset_scores_the_first_held_out_images():
+    from captum_akd.distill._distributed import setup
+    from captum_akd.distill._fidelity import HeldOut, explainer_curve
+
+    class Batches:
+        # Three fixed batches of 8, as the held-out loader would give them.
+        def __init__(self, data):
+            self.data = data
+
+        def set_epoch(self, epoch):
+            pass
+
+        def __iter__(self):
+            return iter(self.data)
+
+    torch.manual_seed(0)
+    images = torch.rand(24, 3, 32, 32)
+    batches = [(images[i:i + 8], torch.zeros(8, dtype=torch.long)) for i in range(0, 24, 8)]
+    attr = train_explainer(square_target, make_dataset(64), student=tiny_student(), epochs=1,
+                           **FAST)
+    ctx, device = setup("cpu"), torch.device("cpu")
+    judges = ("student", "black_box")
+
+    def curve(held_out, limit):
+        return explainer_curve(attr.student, attr.explainer, held_out, ctx, judges=judges,
+                               black_box_images=limit)
+
+    whole = curve(HeldOut(Batches(batches), square_target, device), None)
+    subset = curve(HeldOut(Batches(batches), square_target, device), 12)
+    first = curve(HeldOut(Batches(batches), square_target, device, limit=12), None)
+    assert (whole["black_box_images"], subset["black_box_images"]) == (24, 12)
+    assert subset["student_images"] == 24
+    for key in ("insertion", "deletion"):
+        assert subset[f"student_{key}"] == pytest.approx(whole[f"student_{key}"], abs=1e-12)
+        assert subset[f"black_box_{key}"] == pytest.approx(first[f"black_box_{key}"],
+                                                           abs=1e-6)

@@ -183,6 +183,7 @@ def explainer_curve(
     blur: tuple[int, float] = (11, 5.0),
     substrates: tuple[str, ...] = ("blur",),
     judges: tuple[str, ...] = ("student",),
+    black_box_images: int | None = None,
 ) -> dict[str, float]:
     """Each judge's class score with each map's top pixels kept, and with them removed.
 
@@ -191,37 +192,51 @@ def explainer_curve(
     ``{judge}_deletion`` for each of ``judges``: ``"student"`` (no black-box
     query on a masked image) and ``"black_box"``
     (``len(CURVE_SHARES) * (1 + len(substrates))`` queries per held-out
-    image). The maps and masked copies are made once for all judges.
+    image, on the first ``black_box_images`` of this rank's held-out images
+    only when that is set: the same images at every call). The maps and
+    masked copies are made once for all judges; ``{judge}_images`` counts
+    the images each judge saw.
     """
     models = {"student": student,
               "black_box": lambda x: call_black_box(held_out.forward_func, x).float()}
+    limits = {"student": None, "black_box": black_box_images}
     with _evaluating(student, explainer):
-        sums = torch.zeros(1 + 2 * len(judges), dtype=torch.float64, device=held_out.device)
+        sums = torch.zeros(3 * len(judges), dtype=torch.float64, device=held_out.device)
+        seen = 0
         for images, _, teacher in held_out.batches():
             classes = teacher.argmax(1)
             mask = explainer.explain(student, images, classes).float().flatten(1)
             ranks = mask.argsort(1).argsort(1).reshape(images.shape[0], 1, *images.shape[-2:])
             blurred = gaussian_blur(images, *blur)
             bases = {"blur": blurred, "zero": torch.zeros_like(images)}
+            # Rows each judge reads from this batch: all, or what is left of its limit.
+            takes = [images.shape[0] if limits[j] is None
+                     else max(0, min(images.shape[0], limits[j] - seen)) for j in judges]
+            seen += images.shape[0]
             zero = torch.zeros((), dtype=torch.float64, device=sums.device)
             kept, removed = [zero] * len(judges), [zero] * len(judges)
             for share in CURVE_SHARES:
                 top = (ranks >= mask.shape[1] - round(share * mask.shape[1])).to(images)
                 insertion_view = top * images + (1 - top) * blurred
                 deletion_views = [(1 - top) * images + top * bases[name] for name in substrates]
-                for i, judge in enumerate(judges):
-                    model = models[judge]
-                    kept[i] = kept[i] + _probability(model(insertion_view),
-                                                     classes).sum().double()
+                for i, (judge, take) in enumerate(zip(judges, takes, strict=True)):
+                    if take == 0:
+                        continue
+                    model, wanted = models[judge], classes[:take]
+                    kept[i] = kept[i] + _probability(model(insertion_view[:take]),
+                                                     wanted).sum().double()
                     for view in deletion_views:
-                        removed[i] = removed[i] + _probability(model(view),
-                                                               classes).sum().double()
-            sums += torch.stack([torch.tensor(float(images.shape[0]), device=sums.device),
+                        removed[i] = removed[i] + _probability(model(view[:take]),
+                                                               wanted).sum().double()
+            sums += torch.stack([*(torch.tensor(float(t), dtype=torch.float64,
+                                                device=sums.device) for t in takes),
                                  *(k / len(CURVE_SHARES) for k in kept),
                                  *(r / (len(CURVE_SHARES) * len(substrates)) for r in removed)])
-    n, *scores = all_reduce_sum(sums, ctx).tolist()
+    totals = all_reduce_sum(sums, ctx).tolist()
     report = {}
     for i, judge in enumerate(judges):
-        report[f"{judge}_insertion"] = scores[i] / max(n, 1)
-        report[f"{judge}_deletion"] = scores[len(judges) + i] / max(n, 1)
+        n = max(totals[i], 1)
+        report[f"{judge}_images"] = int(totals[i])
+        report[f"{judge}_insertion"] = totals[len(judges) + i] / n
+        report[f"{judge}_deletion"] = totals[2 * len(judges) + i] / n
     return report

@@ -131,8 +131,10 @@ class ExplainerStage:
         substrates = ("blur", "zero") if config.destroy_substrate == "both" else (
             config.destroy_substrate,)
         judges = ("student",) if config.select_on == "student" else ("student", "black_box")
+        limit = config.select_images
+        per_rank = None if limit is None else -(-limit // self.shared.ctx.world_size)
         report: dict = {**explainer_curve(self.student, self.explainer, held_out,
-                                          self.shared.ctx, blur, substrates, judges),
+                                          self.shared.ctx, blur, substrates, judges, per_rank),
                         "epoch": 0 if epoch is None else epoch + 1}
         extra = {f"{held_out.split}_{j}_{k}": report[f"{j}_{k}"]
                  for j in judges for k in ("insertion", "deletion")}

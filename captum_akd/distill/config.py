@@ -373,6 +373,12 @@ class ExplainerConfig(_Optimization):
         "same read from the black box: 5 x (1 + substrates) queries per held-out image and "
         "epoch; the explainer is still trained only through the student)",
         one_of(SELECTION_JUDGES), choices=SELECTION_JUDGES)
+    select_images: int | None = _setting(
+        None, "with select_on='black_box': the black box judges only N held-out images "
+        "(the first of each process's share, the same at every evaluation), so selection "
+        "costs at most 5 x (1 + substrates) x N queries per epoch; unset: every held-out "
+        "image",
+        optional_check(_POSITIVE_INT), type=int)
 
     def __post_init__(self) -> None:
         super().__post_init__()
