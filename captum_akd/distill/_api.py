@@ -7,13 +7,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from captum_akd.attribution import AttentiveDistillationAttribution
 from captum_akd.distill._stage1 import StudentStage
 from captum_akd.distill._stage2 import ExplainerStage
-from captum_akd.distill._trainer import Shared, prepare, train
+from captum_akd.distill._trainer import Shared, prepare, seeded, train
 from captum_akd.distill.config import DistillConfig, ExplainerConfig, RunConfig, resolve_config
 from captum_akd.models import AttentiveStudent, ExplanationNet
 
@@ -56,12 +57,15 @@ def _split_options(run: RunConfig | Mapping[str, Any] | None, options: Mapping[s
             {k: v for k, v in options.items() if k not in _RUN_FIELDS})
 
 
-def _checked_explainer(student: Any, explainer: Any) -> ExplanationNet:
+def _checked_explainer(student: Any, explainer: Any, seed: int) -> ExplanationNet:
     """The explainer must decode this student's stages, or maps would be garbage."""
     if not isinstance(student, AttentiveStudent):
         raise TypeError(f"`student` must be an AttentiveStudent; got {type(student).__name__}")
     if explainer is None:
-        return ExplanationNet.for_student(student)
+        # Initialised from the run's seed, so the same call gives the same maps
+        # whatever the caller drew from torch's global generator before.
+        with seeded(seed, torch.device("cpu")):
+            return ExplanationNet.for_student(student)
     if not isinstance(explainer, ExplanationNet):
         raise TypeError(f"`explainer` must be an ExplanationNet; got {type(explainer).__name__}")
     if explainer.stage_channels != student.stage_channels:
@@ -133,7 +137,8 @@ def distill(
         val_data (Dataset or DataLoader, optional): held-out data for the
             fidelity reports (otherwise 1024 training images are used).
         explainer (ExplanationNet, optional): default
-            ``ExplanationNet.for_student(student)``.
+            ``ExplanationNet.for_student(student)``, initialised from the
+            run's ``seed``.
         peer (AttentiveStudent, optional): a second student: stage 1 then
             trains both by mutual transfer of local attention (design 3.4).
         epochs (int, optional): stage-1 epochs (overrides ``student_config``).
@@ -177,7 +182,7 @@ def distill(
                           {"epochs": epochs} if epochs is not None else {})
     cfg2 = resolve_config(ExplainerConfig, explainer_config,
                           {"epochs": explainer_epochs} if explainer_epochs is not None else {})
-    explainer = _checked_explainer(student, explainer)
+    explainer = _checked_explainer(student, explainer, run_config.seed)
     shared = prepare(forward_func, train_data, val_data, student, run_config)
     result = _student_stage(shared, train_data, student, peer, explainer, cfg1)
     return _explainer_stage(shared, result.student, explainer, cfg2)
@@ -252,7 +257,7 @@ def distill_student(
     cfg = resolve_config(DistillConfig, config, stage_options)
     shared = prepare(forward_func, train_data, val_data, student, run_config)
     return _student_stage(shared, train_data, student, peer,
-                          ExplanationNet.for_student(student), cfg)
+                          _checked_explainer(student, None, run_config.seed), cfg)
 
 
 def train_explainer(
@@ -297,7 +302,8 @@ def train_explainer(
         train_data (Dataset or DataLoader): as for :func:`distill_student`.
         student (AttentiveStudent): the distilled student.
         explainer (ExplanationNet, optional): the network to train; default
-            ``ExplanationNet.for_student(student)``.
+            ``ExplanationNet.for_student(student)``, initialised from the
+            run's ``seed``.
         val_data (Dataset or DataLoader, optional): data for the report.
         config (ExplainerConfig or dict, optional): stage-2 hyper-parameters.
         run (RunConfig or dict, optional): how the run is carried out.
@@ -326,6 +332,6 @@ def train_explainer(
     """
     run_config, stage_options = _split_options(run, options)
     cfg = resolve_config(ExplainerConfig, config, stage_options)
-    explainer = _checked_explainer(student, explainer)
+    explainer = _checked_explainer(student, explainer, run_config.seed)
     shared = prepare(forward_func, train_data, val_data, student, run_config)
     return _explainer_stage(shared, student, explainer, cfg)
