@@ -161,7 +161,7 @@ def main() -> None:
     rows = score_rows(target, methods, test, args.images, args.road_images, args.threads, s)
     for name in rows:
         rows[name].update(trained.get(name, {}))
-        print(json.dumps({name: rows[name]}))
+        print(json.dumps({name: {k: v for k, v in rows[name].items() if k != "per_image"}}))
     flags = ["--checkpoint <the demo's checkpoint>", f"--threads {args.threads}"]
     for name in ("images", "road_images", "epochs"):
         if getattr(args, name) != parser.get_default(name):
@@ -221,7 +221,9 @@ def score_rows(target: torch.nn.Module, methods: dict, test: dict, images: int,
         s: the demo's settings (seed, pixels per step).
 
     Returns:
-        name -> ``{metric: [mean, low, high], "vs_<reference>": {metric: verdict}}``.
+        name -> ``{metric: [mean, low, high], "vs_<reference>": {metric: verdict},
+        "per_image": {metric: [score, ...]}}`` (ROAD's list covers the first
+        ``road_images`` images).
     """
     comparison = compare_methods(target, methods, test["image"][:images],
                                  masks=test["mask"][:images], step=s.step, batch_size=64,
@@ -236,6 +238,9 @@ def score_rows(target: torch.nn.Module, methods: dict, test: dict, images: int,
         if name in paired:
             row["vs_" + reference] = {k: paired[name][k].verdict for k in KEYS
                                       if k in paired[name]}
+        # Kept so that any two rows can be paired image by image later.
+        row["per_image"] = {k: [round(float(v), 5) for v in values]
+                            for k, values in comparison[name].per_image().items() if k in KEYS}
         rows[name] = row
     return rows
 

@@ -1,0 +1,54 @@
+"""Stage-2 variants compared by their seed-mean maps' scores, image by image.
+
+``python benchmarks/results/explainer_objective/seed_means.py RESULTS BASE VARIANT ...``
+reads a ``results.json`` of ``benchmarks.explainer_objective`` whose rows are
+named ``NAME-seedS``. For each NAME it averages every image's score over the
+seeds (one number per image and metric: what a user who picks a seed at random
+gets on that image, in expectation), prints a cell per metric (mean and 95 %
+bootstrap interval, 10,000 resamples, seed 0) and pairs each VARIANT with BASE
+and with Grad-CAM image by image.
+"""
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+from captum_akd.metrics import bootstrap_interval, paired_comparison
+
+HIGHER_IS_BETTER = {"insertion": True, "deletion": False, "deletion_blur": False,
+                    "road_combined": True, "energy_pointing_game": True}
+
+
+def seed_means(rows: dict) -> tuple[dict[str, dict[str, list[float]]], dict[str, int]]:
+    """Per-image scores averaged over each variant's seeds (fixed rows as they are), and
+    how many seeds each variant has."""
+    groups = defaultdict(list)
+    for name, row in rows.items():
+        key = name.rsplit("-seed", 1)[0] if "-seed" in name else name
+        groups[key].append(row["per_image"])
+    return {name: {m: [statistics.mean(v) for v in zip(*(g[m] for g in group), strict=True)]
+                   for m in HIGHER_IS_BETTER}
+            for name, group in groups.items()}, {k: len(g) for k, g in groups.items()}
+
+
+def main() -> None:
+    path, base, *variants = sys.argv[1:]
+    means, counts = seed_means(json.load(open(path))["rows"])
+    for name in [base, *variants, "checkpoint's explainer", "Grad-CAM"]:
+        cells = [f"{ci.mean:.3f} [{ci.low:.3f}, {ci.high:.3f}]"
+                 for ci in (bootstrap_interval(means[name][m]) for m in HIGHER_IS_BETTER)]
+        print(f"| {name} ({counts[name]} seed(s)) | " + " | ".join(cells) + " |")
+    for name in variants:
+        for reference in (base, "Grad-CAM"):
+            parts = []
+            for metric, higher in HIGHER_IS_BETTER.items():
+                c = paired_comparison(means[name][metric], means[reference][metric],
+                                      higher_is_better=higher)
+                parts.append(f"{metric} {c.difference:+.3f} [{c.low:+.3f}, {c.high:+.3f}] "
+                             f"{c.verdict}")
+            print(f"{name} vs {reference}: " + "; ".join(parts))
+
+
+if __name__ == "__main__":
+    main()
