@@ -14,21 +14,20 @@ import statistics
 import sys
 from collections import defaultdict
 
+from captum_akd.evaluation import METRICS
 from captum_akd.metrics import bootstrap_interval, paired_comparison
-
-HIGHER_IS_BETTER = {"insertion": True, "deletion": False, "deletion_blur": False,
-                    "road_combined": True, "energy_pointing_game": True}
 
 
 def seed_means(rows: dict) -> tuple[dict[str, dict[str, list[float]]], dict[str, int]]:
     """Per-image scores averaged over each variant's seeds (fixed rows as they are), and
     how many seeds each variant has."""
     groups = defaultdict(list)
+    metrics = next(iter(rows.values()))["per_image"]
     for name, row in rows.items():
         key = name.rsplit("-seed", 1)[0] if "-seed" in name else name
         groups[key].append(row["per_image"])
     return {name: {m: [statistics.mean(v) for v in zip(*(g[m] for g in group), strict=True)]
-                   for m in HIGHER_IS_BETTER}
+                   for m in metrics}
             for name, group in groups.items()}, {k: len(g) for k, g in groups.items()}
 
 
@@ -37,14 +36,14 @@ def main() -> None:
     means, counts = seed_means(json.load(open(path))["rows"])
     for name in [base, *variants, "checkpoint's explainer", "Grad-CAM"]:
         cells = [f"{ci.mean:.3f} [{ci.low:.3f}, {ci.high:.3f}]"
-                 for ci in (bootstrap_interval(means[name][m]) for m in HIGHER_IS_BETTER)]
+                 for ci in (bootstrap_interval(v) for v in means[name].values())]
         print(f"| {name} ({counts[name]} seed(s)) | " + " | ".join(cells) + " |")
     for name in variants:
         for reference in (base, "Grad-CAM"):
             parts = []
-            for metric, higher in HIGHER_IS_BETTER.items():
+            for metric in means[name]:
                 c = paired_comparison(means[name][metric], means[reference][metric],
-                                      higher_is_better=higher)
+                                      higher_is_better=METRICS[metric].higher_is_better)
                 parts.append(f"{metric} {c.difference:+.3f} [{c.low:+.3f}, {c.high:+.3f}] "
                              f"{c.verdict}")
             print(f"{name} vs {reference}: " + "; ".join(parts))

@@ -13,7 +13,9 @@ import sys
 
 from scipy.stats import spearmanr
 
-SCORED = {"insertion": 1, "deletion": -1, "deletion_blur": -1, "road_combined": 1}
+from captum_akd.evaluation import METRICS
+
+SCORED = ("insertion", "deletion", "deletion_blur", "road_combined")
 
 
 def figures(report: dict) -> dict[str, float]:
@@ -35,7 +37,8 @@ def main() -> None:
     for figure in runs[names[0]][0]:
         x = [runs[n][0][figure] for n in names]
         cells = []
-        for metric, sign in SCORED.items():
+        for metric in SCORED:
+            sign = 1 if METRICS[metric].higher_is_better else -1
             rho = spearmanr(x, [sign * runs[n][1][metric][0] for n in names]).statistic
             cells.append(f"{metric} {rho:+.2f}")
         pick = max(names, key=lambda n: runs[n][0][figure])
