@@ -1,4 +1,4 @@
-"""The same training code under torchrun: 2 processes, gloo, identical weights."""
+"""The same training code (stage 2 with two restarts) under torchrun: 2 processes, gloo."""
 
 import subprocess
 import textwrap
@@ -23,7 +23,7 @@ WORKER = textwrap.dedent(
     attr = captum_akd.distill(square_target, make_dataset(64), student=tiny_student(),
                               val_data=make_dataset(30, seed=1), out=os.path.join(out, "run"),
                               epochs=2, explainer_epochs=1, batch_size=8, quiet=True,
-                              device="cpu")
+                              device="cpu", explainer_config={"restarts": 2})
     rank = dist.get_rank()
     state = {"student." + k: v for k, v in attr.student.state_dict().items()}
     state.update({"explainer." + k: v for k, v in attr.explainer.state_dict().items()})
@@ -31,6 +31,9 @@ WORKER = textwrap.dedent(
               os.path.join(out, f"rank{rank}.safetensors"))
     report = attr.metadata["fidelity"]["student"]
     assert report["images"] == 30, report
+    # Both restarts were judged on all 30 held-out images, not on one process's share.
+    restarts = attr.metadata["fidelity"]["explainer"]["restarts"]
+    assert [r["black_box_images"] for r in restarts] == [30, 30], restarts
     assert dist.get_world_size() == 2
     dist.destroy_process_group()
     """

@@ -162,3 +162,23 @@ def test_existing_out_needs_resume_or_overwrite(tmp_path):
     with pytest.raises(ValueError, match="needs `out`"):
         run(None, resume=True)
     assert (other / "notes.txt").read_text() == "mine"
+
+
+def test_a_run_with_restarts_resumes_to_identical_weights(tmp_path):
+    restarts = {"objective": "curve", "budgets": 2, "restarts": 2}
+    settings = {**SETTINGS, "explainer_config": restarts}
+    # Saves: stage 1's two epochs, stage 2 begun, restart 1's two epochs, then
+    # restart 2's first (killed here), its second, and the finished run.
+    out = kill_after(tmp_path, 6, settings)
+    state = json.loads((out / STATE_JSON).read_text())
+    assert (state["stage"], state["epoch"], state["complete"]) == ("explainer", 0, False)
+    sub = json.loads((out / "explainer-restarts" / "seed-4" / STATE_JSON).read_text())
+    assert (sub["epoch"], sub["complete"]) == (1, False)
+    resumed = run(out, resume=True, explainer_config=restarts)
+    whole = run(tmp_path / "whole", explainer_config=restarts)
+    assert_same_state(resumed.explainer, whole.explainer)
+    assert resumed.metadata["fidelity"] == whole.metadata["fidelity"]
+    assert [r["seed"] for r in whole.metadata["fidelity"]["explainer"]["restarts"]] == [3, 4]
+    assert not (out / "explainer-restarts").exists()
+    with pytest.raises(ValueError, match="another configuration.*restarts"):
+        run(out, resume=True, explainer_config={**restarts, "restarts": 3})

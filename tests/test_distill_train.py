@@ -415,3 +415,57 @@ def test_the_default_explainer_is_initialised_from_the_run_seed():
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_restarts_keep_the_seed_whose_maps_the_black_box_scores_best(tmp_path):
+    # Restart r is the run seed 3 + r would make; the kept one has the best
+    # held-out black-box curve score, and the checkpoint holds it alone.
+    student, data = tiny_student().eval(), make_dataset(64)
+    options = dict(student=student, val_data=make_dataset(32, seed=1), epochs=2,
+                   objective="curve", budgets=2, **FAST)
+    plain = [train_explainer(square_target, data, seed=seed, **options) for seed in (3, 4, 5)]
+    attr = train_explainer(square_target, data, seed=3, restarts=3, out=tmp_path / "run",
+                           **options)
+    report = attr.metadata["fidelity"]["explainer"]
+    summaries = report["restarts"]
+    assert [s["seed"] for s in summaries] == [3, 4, 5]
+    for summary, alone in zip(summaries, plain, strict=True):
+        alone_report = alone.metadata["fidelity"]["explainer"]
+        assert summary["target_retained"] == alone_report["target_retained"]
+        assert summary["best_epoch"] == alone_report["best_epoch"]
+        assert summary["black_box_images"] == 32
+    scores = [s["score"] for s in summaries]
+    assert len(set(scores)) == 3  # the seeds give different explainers
+    kept = scores.index(max(scores))
+    assert report["restart_seed"] == 3 + kept
+    best = plain[kept].explainer.state_dict()
+    assert all(torch.equal(v, best[k]) for k, v in attr.explainer.state_dict().items())
+    assert report["target_retained"] == plain[kept].metadata["fidelity"]["explainer"][
+        "target_retained"]
+    loaded = AttentiveDistillationAttribution.load(tmp_path / "run", square_target)
+    assert all(torch.equal(v, best[k]) for k, v in loaded.explainer.state_dict().items())
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.is_dir()) == []
+
+
+def test_restarts_read_the_black_box_once_per_restart_unless_it_chose_the_epochs():
+    student, data = tiny_student().eval(), make_dataset(32)
+    queried = {}
+    for name, extra in {"one": {}, "two": {"restarts": 2},
+                        "two-subset": {"restarts": 2, "select_images": 8},
+                        "two-by-black-box": {"restarts": 2, "select_on": "black_box"}}.items():
+        seen = []
+
+        def counted(images, seen=seen):
+            seen.append(images.shape[0])
+            return square_target(images)
+
+        train_explainer(counted, data, student=student, val_data=make_dataset(16, seed=1),
+                        epochs=1, seed=0, **extra, **FAST)
+        queried[name] = sum(seen)
+    # Each restart's kept maps are judged once, on every held-out image or on
+    # `select_images`: 5 shares x (1 kept + 1 removed) per image.
+    assert queried["two"] - queried["two-subset"] == 2 * 5 * 2 * (16 - 8)
+    # Chosen by the black box already (before the epoch and after it), the reading
+    # of the kept epoch is reused instead of made again.
+    assert queried["two-by-black-box"] - queried["two"] == 2 * 5 * 2 * 16
+    assert queried["two"] > 2 * (queried["one"] - 16)

@@ -12,6 +12,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from captum_akd.attribution import AttentiveDistillationAttribution
+from captum_akd.distill._restarts import train_restarts
 from captum_akd.distill._stage1 import StudentStage
 from captum_akd.distill._stage2 import ExplainerStage
 from captum_akd.distill._trainer import Shared, prepare, seeded, train
@@ -88,7 +89,10 @@ def _student_stage(shared: Shared, train_data: Any, student: AttentiveStudent,
 def _explainer_stage(shared: Shared, student: AttentiveStudent, explainer: ExplanationNet,
                      config: ExplainerConfig) -> AttentiveDistillationAttribution:
     """Stage 2 on prepared data, wrapped as the Captum-style attribution it produces."""
-    train(ExplainerStage(shared, student, explainer, config), shared)
+    if config.restarts > 1:
+        train_restarts(shared, student, explainer, config)
+    else:
+        train(ExplainerStage(shared, student, explainer, config), shared)
     metadata = shared.metadata()
     metadata.pop("input_size")
     metadata.pop("normalization")
@@ -293,6 +297,9 @@ def train_explainer(
     it. Before the first epoch and after each, a student-only curve score of
     the held-out maps (coarse insertion minus deletion) is measured and the
     best epoch is kept; ``patience`` stops a run that no longer improves.
+    With ``restarts=R`` the stage runs from seeds ``seed`` to
+    ``seed + R - 1`` and keeps the explainer whose held-out maps the black
+    box scores best (the report's ``"restarts"`` lists each one's figures).
 
     Call it alone to re-run stage 2 on a student distilled before. Same
     distributed, checkpoint and resume behaviour as :func:`distill_student`.

@@ -125,18 +125,23 @@ class ExplainerStage:
         use_blur = torch.rand(len(blurred), generator=generator) < 0.5
         return torch.where(use_blur.to(blurred.device)[:, None, None, None], blurred, 0.0)
 
-    def evaluate(self, epoch: int | None, last: bool) -> tuple[dict[str, float], dict | None]:
-        held_out, config = self.shared.held_out, self.config
-        blur = (config.blur_kernel, config.blur_sigma)
+    def curve(self, judges: tuple[str, ...]) -> dict[str, float]:
+        """The held-out curve score of today's maps as each of ``judges`` reads it."""
+        config = self.config
         substrates = ("blur", "zero") if config.destroy_substrate == "both" else (
             config.destroy_substrate,)
-        judges = ("student",) if config.select_on == "student" else ("student", "black_box")
         limit = config.select_images
         per_rank = None if limit is None else -(-limit // self.shared.ctx.world_size)
-        report: dict = {**explainer_curve(self.student, self.explainer, held_out,
-                                          self.shared.ctx, blur, substrates, judges, per_rank),
-                        "epoch": 0 if epoch is None else epoch + 1}
-        extra = {f"{held_out.split}_{j}_{k}": report[f"{j}_{k}"]
+        return explainer_curve(self.student, self.explainer, self.shared.held_out,
+                               self.shared.ctx, (config.blur_kernel, config.blur_sigma),
+                               substrates, judges, per_rank)
+
+    def evaluate(self, epoch: int | None, last: bool) -> tuple[dict[str, float], dict | None]:
+        judges = ("student",) if self.config.select_on == "student" else ("student",
+                                                                           "black_box")
+        report: dict = {**self.curve(judges), "epoch": 0 if epoch is None else epoch + 1}
+        split = self.shared.held_out.split
+        extra = {f"{split}_{j}_{k}": report[f"{j}_{k}"]
                  for j in judges for k in ("insertion", "deletion")}
         return extra, report
 

@@ -12,6 +12,7 @@ the same way for both. Everything random in epoch ``e`` is seeded from
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import random
 from collections.abc import Callable, Iterable, Iterator
@@ -156,6 +157,13 @@ class Shared:
     loader: EpochLoader
     held_out: HeldOut
     has_val_data: bool
+    train_data: Dataset | DataLoader
+
+    def reseeded(self, seed: int, out: RunDir) -> Shared:
+        """The same run from another seed into another directory (a stage-2 restart)."""
+        run = dataclasses.replace(self.run, seed=seed, out=out.path)
+        return dataclasses.replace(self, run=run, out=out,
+                                   loader=train_loader(self.train_data, run, self.ctx))
 
     def metadata(self) -> dict[str, Any]:
         """The checkpoint's JSON metadata: reports and how the run was made."""
@@ -172,8 +180,7 @@ def prepare(forward_func: Callable[..., Tensor], train_data: Dataset | DataLoade
     ctx = setup(run.device)
     out = RunDir(run.out, run.resume, run.overwrite, ctx)
     info = preflight(forward_func, train_data, val_data, student, run.image_size, ctx.device)
-    loader = EpochLoader(train_data, run.batch_size, ctx, run.seed, shuffle=True,
-                         image_size=run.image_size, num_workers=run.num_workers)
+    loader = train_loader(train_data, run, ctx)
     data = val_data if val_data is not None else train_data
     held_loader = EpochLoader(data, run.batch_size, ctx, run.seed, shuffle=False,
                               image_size=run.image_size, num_workers=run.num_workers,
@@ -182,7 +189,14 @@ def prepare(forward_func: Callable[..., Tensor], train_data: Dataset | DataLoade
     held_out = HeldOut(held_loader, forward_func, ctx.device, limit,
                        "val" if val_data is not None else "train", ctx.rank)
     return Shared(forward_func, run, ctx, out, info, run.image_size or info.image_shape[1:],
-                  loader, held_out, val_data is not None)
+                  loader, held_out, val_data is not None, train_data)
+
+
+def train_loader(train_data: Dataset | DataLoader, run: RunConfig, ctx: DistContext
+                 ) -> EpochLoader:
+    """The run's shuffled training batches, their order drawn from its seed."""
+    return EpochLoader(train_data, run.batch_size, ctx, run.seed, shuffle=True,
+                       image_size=run.image_size, num_workers=run.num_workers)
 
 
 # A stage (StudentStage, ExplainerStage) has: ``name``, ``config``, ``module`` (what is
@@ -197,18 +211,10 @@ def train(stage: Stage, shared: Shared) -> list[dict[str, float]]:
     """Run (or resume, or skip when complete) one stage; returns its per-epoch history."""
     ctx, run, out, config = shared.ctx, shared.run, shared.out, stage.config
     precision = Precision(ctx.device, run.amp)
-    fingerprint = normalise_json({
-        **stage.fingerprint(), "config": config.to_dict(), "num_classes": shared.info.num_classes,
-        "train_data": shared.info.fingerprint(), "val_data": shared.has_val_data,
-        "batch_size": run.batch_size, "image_size": run.image_size, "seed": run.seed,
-        "world_size": ctx.world_size, "mixed_precision": precision.enabled})
-    out.check_fingerprint(stage.name, fingerprint)
-    status = out.stage_status(stage.name)
+    fingerprint = stage_fingerprint(stage, shared, precision)
+    status = resumed_status(stage, shared, fingerprint)
     number = 1 + (stage.name == "explainer")
     if status == "complete":
-        stage.load(out.load())
-        log(f"stage {number} ({stage.name}) already complete in {str(out.path)!r}; skipped",
-            ctx, run.quiet)
         return list(out.state.history.get(stage.name, []))
     stage.trained = wrap(stage.module, ctx, stage.unused_parameters)
     optimizer = build_optimizer([stage.module], config.optimizer, config.resolved_lr(),
@@ -284,6 +290,29 @@ def train(stage: Stage, shared: Shared) -> list[dict[str, float]]:
             if last:
                 break
     return list(history)
+
+
+def stage_fingerprint(stage: Stage, shared: Shared, precision: Precision) -> dict[str, Any]:
+    """What a resumed run of ``stage`` must share with the saved one, as JSON reads it back."""
+    run = shared.run
+    return normalise_json({
+        **stage.fingerprint(), "config": stage.config.to_dict(),
+        "num_classes": shared.info.num_classes, "train_data": shared.info.fingerprint(),
+        "val_data": shared.has_val_data, "batch_size": run.batch_size,
+        "image_size": run.image_size, "seed": run.seed, "world_size": shared.ctx.world_size,
+        "mixed_precision": precision.enabled})
+
+
+def resumed_status(stage: Stage, shared: Shared, fingerprint: dict[str, Any]) -> str:
+    """Check the saved run against ``fingerprint``; a complete stage's weights are loaded."""
+    out = shared.out
+    out.check_fingerprint(stage.name, fingerprint)
+    status = out.stage_status(stage.name)
+    if status == "complete":
+        stage.load(out.load())
+        log(f"stage {1 + (stage.name == 'explainer')} ({stage.name}) already complete in "
+            f"{str(out.path)!r}; skipped", shared.ctx, shared.run.quiet)
+    return status
 
 
 def _best_so_far(stage: Stage, report: dict | None, epoch: int) -> dict[str, Any] | None:

@@ -374,11 +374,18 @@ class ExplainerConfig(_Optimization):
         "epoch; the explainer is still trained only through the student)",
         one_of(SELECTION_JUDGES), choices=SELECTION_JUDGES)
     select_images: int | None = _setting(
-        None, "with select_on='black_box': the black box judges only N held-out images "
-        "(the first of each process's share, the same at every evaluation), so selection "
-        "costs at most 5 x (1 + substrates) x N queries per epoch; unset: every held-out "
-        "image",
+        None, "with select_on='black_box' or restarts > 1: the black box judges only N "
+        "held-out images (the first of each process's share, the same at every evaluation), "
+        "so selection costs at most 5 x (1 + substrates) x N queries per epoch or restart; "
+        "unset: every held-out image",
         optional_check(_POSITIVE_INT), type=int)
+    restarts: int = _setting(
+        1, "train the explainer this many times, restart r from seed `seed + r` (restart 0 "
+        "as given, later ones freshly initialised), each keeping its best epoch, and keep "
+        "the restart whose maps score best on the black box (coarse held-out insertion "
+        "minus deletion, on `select_images` images when set: 5 x (1 + substrates) queries "
+        "per image and restart); the explainer is still trained only through the student",
+        _POSITIVE_INT)
 
     def __post_init__(self) -> None:
         super().__post_init__()
