@@ -139,7 +139,7 @@ def main() -> None:
                          "seconds": round(time.time() - started),
                          "report": {k: v for k, v in
                                     attr.metadata["fidelity"]["explainer"].items()
-                                    if isinstance(v, (int, float, str))}}
+                                    if isinstance(v, (int, float, str)) or k == "restarts"}}
         print(json.dumps({name: trained[name]}), flush=True)
         methods[name] = attr
     if args.ensemble:

@@ -262,6 +262,9 @@ def test_configs_validate_and_resolve():
                 {"other_class_fraction": 2.0}):
         with pytest.raises(ValueError):
             ExplainerConfig(**bad)
+    for restarts in (0, 1.5):
+        with pytest.raises(ValueError, match="restarts"):
+            ExplainerConfig(restarts=restarts)
 
 
 def test_optimizer_state_round_trips_through_the_run_directory(tmp_path):

@@ -1,7 +1,8 @@
 """Stage-2 variants compared by their seed-mean maps' scores, image by image.
 
 ``python benchmarks/results/explainer_objective/seed_means.py RESULTS BASE VARIANT ...``
-reads a ``results.json`` of ``benchmarks.explainer_objective`` whose rows are
+reads a ``results.json`` of ``benchmarks.explainer_objective`` (or several,
+``A.json,B.json``: runs of one black box, their rows pooled) whose rows are
 named ``NAME-seedS``. For each NAME it averages every image's score over the
 seeds (one number per image and metric: what a user who picks a seed at random
 gets on that image, in expectation), prints a cell per metric (mean and 95 %
@@ -32,8 +33,11 @@ def seed_means(rows: dict) -> tuple[dict[str, dict[str, list[float]]], dict[str,
 
 
 def main() -> None:
-    path, base, *variants = sys.argv[1:]
-    means, counts = seed_means(json.load(open(path))["rows"])
+    paths, base, *variants = sys.argv[1:]
+    rows = {}
+    for path in paths.split(","):
+        rows.update(json.load(open(path))["rows"])
+    means, counts = seed_means(rows)
     for name in [base, *variants, "checkpoint's explainer", "Grad-CAM"]:
         cells = [f"{ci.mean:.3f} [{ci.low:.3f}, {ci.high:.3f}]"
                  for ci in (bootstrap_interval(v) for v in means[name].values())]
