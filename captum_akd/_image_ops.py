@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -104,6 +105,52 @@ def resize_maps(maps: Tensor, size: tuple[int, int]) -> Tensor:
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
     return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+
+
+def rise_masks(n: int, height: int, width: int, grid: int, p1: float,
+               generator: torch.Generator, chunk: int = 256) -> Tensor:
+    """RISE's smooth random masks: Bernoulli grids upsampled bilinearly, shifted, cropped.
+
+    An ``s x s`` grid (``s = grid``) of cells that are 1 with probability
+    ``p1`` is upsampled to ``(s + 1) * cell`` pixels a side (``cell =
+    ceil(H / s)``, ``ceil(W / s)`` across), shifted by less than one cell in
+    each direction and cropped to ``H x W`` (Petsiuk et al., BMVC 2018).
+
+    Args:
+        n: number of masks.
+        height, width: their size.
+        grid: cells per side ``s``.
+        p1: probability that a cell is 1.
+        generator: a CPU generator for every draw (so the masks repeat).
+        chunk: masks upsampled at a time (the upsampled grids are larger than
+            the masks, so all at once would need several times their memory).
+
+    Returns:
+        ``n x 1 x H x W`` masks on the CPU with values in [0, 1].
+
+    Examples::
+
+        >>> masks = rise_masks(3, 16, 16, 4, 0.5, torch.Generator().manual_seed(0))
+        >>> masks.shape, bool(masks.min() >= 0), bool(masks.max() <= 1)
+        (torch.Size([3, 1, 16, 16]), True, True)
+    """
+    cell_h, cell_w = math.ceil(height / grid), math.ceil(width / grid)
+    up_size = ((grid + 1) * cell_h, (grid + 1) * cell_w)
+    grids = (torch.rand(n, 1, grid, grid, generator=generator) < p1).float()
+    shift_y = torch.randint(0, cell_h, (n,), generator=generator)
+    shift_x = torch.randint(0, cell_w, (n,), generator=generator)
+    rows, cols = torch.arange(height), torch.arange(width)
+    masks = torch.empty(n, 1, height, width)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        up = F.interpolate(grids[start:stop], size=up_size, mode="bilinear",
+                           align_corners=False)
+        # Each mask has its own crop offset; advanced indexing crops them all at once.
+        r = (shift_y[start:stop, None] + rows)[:, :, None]
+        c = (shift_x[start:stop, None] + cols)[:, None, :]
+        masks[start:stop, 0] = up[torch.arange(stop - start)[:, None, None], 0, r, c]
+    # Interpolation weights summing to 1 + ulp can overshoot 1 by rounding.
+    return masks.clamp_(0.0, 1.0)
 
 
 PERTURB_MASKS = ("smooth", "scattered")

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from captum.attr import PerturbationAttribution
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from captum_akd._base import ImageAttribution, check_labels_against_logits
+from captum_akd._image_ops import rise_masks
 from captum_akd._validation import (
     call_black_box,
     check_callable,
@@ -162,30 +161,10 @@ class RISE(ImageAttribution, PerturbationAttribution):
         return self._masks[key]
 
     def _draw_masks(self, height: int, width: int) -> Tensor:
-        s = self.grid
-        cell_h, cell_w = math.ceil(height / s), math.ceil(width / s)
-        up_size = ((s + 1) * cell_h, (s + 1) * cell_w)
         # A fresh generator per size makes the masks for a size independent of
         # which sizes were requested before.
         gen = torch.Generator().manual_seed(self.seed)
-        grids = (torch.rand(self.n_masks, 1, s, s, generator=gen) < self.p1).float()
-        shift_y = torch.randint(0, cell_h, (self.n_masks,), generator=gen)
-        shift_x = torch.randint(0, cell_w, (self.n_masks,), generator=gen)
-        rows = torch.arange(height)
-        cols = torch.arange(width)
-        masks = torch.empty(self.n_masks, 1, height, width)
-        for start in range(0, self.n_masks, _MASK_CHUNK):
-            stop = min(start + _MASK_CHUNK, self.n_masks)
-            up = F.interpolate(
-                grids[start:stop], size=up_size, mode="bilinear", align_corners=False
-            )
-            # Each mask has its own crop offset; advanced indexing crops them all at once.
-            r = (shift_y[start:stop, None] + rows)[:, :, None]
-            c = (shift_x[start:stop, None] + cols)[:, None, :]
-            batch = torch.arange(stop - start)[:, None, None]
-            masks[start:stop, 0] = up[batch, 0, r, c]
-        # Interpolation weights summing to 1 + ulp can overshoot 1 by rounding.
-        return masks.clamp_(0.0, 1.0)
+        return rise_masks(self.n_masks, height, width, self.grid, self.p1, gen, _MASK_CHUNK)
 
     def _check_inputs(self, images: Tensor) -> None:
         if isinstance(self.forward_func, nn.Module):

@@ -9,14 +9,21 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_akd._image_ops import gaussian_blur
+from captum_akd._image_ops import gaussian_blur, rise_masks
 from captum_akd._validation import call_black_box
 from captum_akd.distill._fidelity import explainer_curve, explainer_fidelity
 from captum_akd.distill._state import load_weights, module_digest
 from captum_akd.distill._trainer import Shared
 from captum_akd.distill.augment import BatchAugment
 from captum_akd.distill.config import ExplainerConfig
-from captum_akd.distill.losses import draw_budgets, explainer_loss, soft_top_k
+from captum_akd.distill.losses import (
+    area_loss,
+    draw_budgets,
+    explainer_loss,
+    rise_loss,
+    soft_top_k,
+    tv_loss,
+)
 from captum_akd.models import AttentiveStudent, ExplanationNet
 
 
@@ -43,7 +50,9 @@ class ExplainerStage:
     """Preserve/destroy/area/TV training of ``explainer`` through the frozen ``student``.
 
     With ``objective="curve"`` the preserve and destroy terms see the map's soft
-    top-k masks at shares drawn per image (see :mod:`captum_akd.distill.losses`).
+    top-k masks at shares drawn per image; with ``objective="rise"`` they give
+    way to the map's correlation with the student's scores on random smooth
+    masks (see :mod:`captum_akd.distill.losses`).
     """
 
     name = "explainer"
@@ -97,6 +106,8 @@ class ExplainerStage:
                                 tuple(images.shape[-2:]))
         mask = mask.float()
         blurred = gaussian_blur(images, config.blur_kernel, config.blur_sigma)
+        if config.objective == "rise":
+            return self._rise_step(images, blurred, mask, classes, generator)
         kept, repeat, curve = mask, 1, config.objective == "curve"
         if curve:
             repeat = config.budgets
@@ -116,6 +127,24 @@ class ExplainerStage:
             config.tv_weight, config.area_target, kept if curve else None,
             probability=curve and config.curve_terms == "probability",
         )
+
+    def _rise_step(self, images: Tensor, blurred: Tensor, mask: Tensor, classes: Tensor,
+                   generator: torch.Generator) -> dict[str, Tensor]:
+        """The RISE objective: the student scores masked copies, no gradient reaches it."""
+        config = self.config
+        n, k = len(images), config.rise_masks
+        h, w = images.shape[-2:]
+        masks = rise_masks(n * k, h, w, config.rise_grid, config.rise_p1, generator).to(
+            images.device)
+        images, blurred = images.repeat_interleave(k, 0), blurred.repeat_interleave(k, 0)
+        with torch.no_grad(), self.precision.autocast():
+            masked = masks * images + (1 - masks) * self._substrate(blurred, generator)
+            logits = self.student(masked).float()
+        scores = logits.softmax(1).gather(1, classes.repeat_interleave(k)[:, None])
+        parts = {"rise": rise_loss(mask, masks.view(n, k, h, w), scores.view(n, k)),
+                 "area": area_loss(mask, config.area_target), "tv": tv_loss(mask)}
+        loss = parts["rise"] + config.area_weight * parts["area"] + config.tv_weight * parts["tv"]
+        return {"loss": loss, **parts}
 
     def _substrate(self, blurred: Tensor, generator: torch.Generator) -> Tensor:
         """What the destroy term's removed pixels become, per mask."""

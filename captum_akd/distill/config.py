@@ -35,7 +35,7 @@ from captum_akd.distill.augment import CROP_MODES
 
 OPTIMIZERS = ("adamw", "sgd")
 OTHER_CLASS_MODES = ("second", "random")
-OBJECTIVES = ("area", "curve")
+OBJECTIVES = ("area", "curve", "rise")
 CURVE_TERMS = ("log", "probability")
 PERTURB_CHOICES = ("both", "smooth", "scattered")
 SUBSTRATE_CHOICES = ("both", "blur", "zero")
@@ -328,7 +328,9 @@ class ExplainerConfig(_Optimization):
         "area", "what the masks are trained on: 'area' (one mask per image, kept near "
         "area_target) or 'curve' (the map's soft top-k masks at `budgets` shares drawn per "
         "image, each preserving and destroying the class, so the order of every pixel is "
-        "trained, as insertion, deletion and ROAD read it)", one_of(OBJECTIVES),
+        "trained, as insertion, deletion and ROAD read it) or 'rise' (the map's correlation "
+        "with the student's scores on `rise_masks` random smooth masks per image, so it "
+        "learns the order RISE run on the student would give)", one_of(OBJECTIVES),
         choices=OBJECTIVES)
     curve_terms: str = _setting(
         "log", "with 'curve': how preserve and destroy read the student's probability p of "
@@ -342,9 +344,17 @@ class ExplainerConfig(_Optimization):
     topk_temperature: float = _setting(
         0.1, "with 'curve': the soft top-k mask is sigmoid((M - q) / (t * std(M))) around "
         "the map's per-image quantile q; t is this fraction", _POSITIVE)
+    rise_masks: int = _setting(16, "with 'rise': random smooth masks per image and step; "
+                               "each costs one student forward pass without gradient",
+                               _POSITIVE_INT)
+    rise_grid: int = _setting(7, "with 'rise': cells per side of each mask's Bernoulli grid "
+                              "(as RISE's `grid`)", _POSITIVE_INT)
+    rise_p1: float = _setting(0.5, "with 'rise': probability that a grid cell is kept (as "
+                              "RISE's `p1`)", check_open_fraction)
     destroy_substrate: str = _setting(
-        "blur", "what removed pixels become in the destroy term: 'blur' (the blurred image), "
-        "'zero' (0 in the input space, as the paper's deletion) or 'both' (drawn per mask)",
+        "blur", "what removed pixels become in the destroy term (with 'rise': under each "
+        "random mask): 'blur' (the blurred image), 'zero' (0 in the input space, as the "
+        "paper's deletion and RISE) or 'both' (drawn per mask)",
         one_of(SUBSTRATE_CHOICES), choices=SUBSTRATE_CHOICES)
     preserve_weight: float = _setting(1.0, "weight of CE(student(M*x + (1-M)*b), c): the kept "
                                      "pixels must carry the class", check_number)

@@ -16,6 +16,10 @@ With the whole-curve objective, preserve and destroy are applied to the soft
 top-k masks of :func:`soft_top_k` at several kept shares per image (drawn by
 :func:`draw_budgets`) instead of to ``M`` itself, and ``TV`` to those masks.
 
+With the RISE objective, preserve and destroy give way to :func:`rise_loss`:
+minus the correlation of ``M`` with the student's scores on random smooth
+masks, so ``M`` learns RISE's order of the pixels from a few masks a step.
+
 Every function works on float32 logits; callers under autocast cast first.
 """
 
@@ -255,6 +259,48 @@ def soft_top_k(mask: Tensor, budgets: Tensor, temperature: float) -> Tensor:
     scale = temperature * flat.detach().std(dim=1, keepdim=True).clamp_min(1e-6)
     soft = torch.sigmoid((flat[:, None, :] - threshold[..., None]) / scale[..., None])
     return soft.reshape(n, budgets.shape[1], h, w)
+
+
+def rise_loss(mask: Tensor, masks: Tensor, scores: Tensor) -> Tensor:
+    """Minus the correlation of each map with a RISE estimate from a few random masks.
+
+    For image ``n`` with random masks ``m_k`` and the student's probabilities
+    ``y_k`` of the explained class on the masked images, the estimate is the
+    covariance of score and mask at each pixel,
+    ``r = mean_k (y_k - mean(y)) * (m_k - mean_k(m))``: in expectation RISE's
+    map (``E[y | pixel kept]``) up to an affine map, so its order. The loss is
+    ``-corr(M, r)`` over the pixels, averaged over images; the estimate is
+    noisy, but ``M`` depends on the image alone, so training over many draws
+    pulls ``M`` towards the order of RISE's expectation, not of one draw.
+
+    Args:
+        mask: ``N x 1 x H x W`` maps (with gradient).
+        masks: ``N x K x H x W`` random masks (``K >= 2``).
+        scores: ``N x K`` the student's probabilities on the masked images
+            (no gradient needed).
+
+    Returns:
+        A scalar in [-1, 1].
+
+    Examples::
+
+        >>> from captum_akd.distill.losses import rise_loss
+        >>> masks = torch.rand(1, 64, 4, 4)
+        >>> scores = masks[:, :, 0, 0]                   # only the top-left pixel matters
+        >>> best = torch.zeros(1, 1, 4, 4); best[..., 0, 0] = 1
+        >>> bool(rise_loss(best, masks, scores) < rise_loss(1 - best, masks, scores))
+        True
+    """
+    if masks.shape[1] < 2:
+        raise ValueError(f"`masks` must hold at least 2 masks per image; got {masks.shape[1]}")
+    flat = mask.flatten(1)
+    spread = masks.flatten(2) - masks.flatten(2).mean(1, keepdim=True)
+    estimate = ((scores - scores.mean(1, keepdim=True))[..., None] * spread).mean(1)
+    centred = flat - flat.mean(1, keepdim=True)
+    target = estimate - estimate.mean(1, keepdim=True)
+    correlation = (centred * target).sum(1) / (
+        centred.norm(dim=1) * target.norm(dim=1)).clamp_min(1e-12)
+    return -correlation.mean()
 
 
 def tv_loss(mask: Tensor) -> Tensor:
