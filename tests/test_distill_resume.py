@@ -101,8 +101,11 @@ def test_a_run_with_perturbation_matching_resumes_to_identical_weights(tmp_path,
     assert "perturbed_top1_agreement" in whole.metadata["fidelity"]["student"]
 
 
-def test_a_run_with_the_curve_objective_resumes_to_identical_weights(tmp_path):
-    curve = {"objective": "curve", "budgets": 2, "destroy_substrate": "both"}
+@pytest.mark.parametrize("curve", [
+    {"objective": "curve", "budgets": 2, "destroy_substrate": "both"},
+    {"objective": "rise", "rise_masks": 4, "rise_grid": 4, "destroy_substrate": "both"},
+])
+def test_a_run_with_a_whole_curve_objective_resumes_to_identical_weights(tmp_path, curve):
     settings = {**SETTINGS, "explainer_config": curve}
     # Killed after the first of stage 2's two epochs.
     out = kill_after(tmp_path, 3, settings)

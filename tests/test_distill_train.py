@@ -48,7 +48,8 @@ class Guarded(nn.Module):
         raise AssertionError(f"the black box's internals were read ({name!r})")
 
 
-@pytest.mark.parametrize("perturb_share, objective", [(0.0, "area"), (0.5, "curve")])
+@pytest.mark.parametrize("perturb_share, objective",
+                         [(0.0, "area"), (0.5, "curve"), (0.0, "rise")])
 def test_guarded_target_is_only_called(tmp_path, perturb_share, objective):
     target = Guarded()
     student = tiny_student()
@@ -255,12 +256,15 @@ def test_freeze_batchnorm_sets_the_mode_the_backbone_trains_in(freeze):
     assert seen == ({False} if freeze else {True, False})
 
 
-def test_the_whole_curve_objective_trains_ranked_maps():
+@pytest.mark.parametrize("objective", [
+    {"objective": "curve", "budgets": 2, "destroy_substrate": "both"},
+    {"objective": "rise", "rise_masks": 8, "rise_grid": 4, "area_weight": 0.0},
+])
+def test_the_whole_curve_objectives_train_ranked_maps(objective):
     student = distill_student(square_target, make_dataset(256), student=tiny_student(),
                               epochs=2, **FAST).student
     attr = train_explainer(square_target, make_dataset(256), student=student, epochs=2,
-                           val_data=make_dataset(64, seed=1), objective="curve", budgets=2,
-                           destroy_substrate="both", **FAST)
+                           val_data=make_dataset(64, seed=1), **objective, **FAST)
     report = attr.metadata["fidelity"]["explainer"]
     # The held-out curve score is measured before the first epoch and after each.
     assert report["student_insertion"] > report["start"]["student_insertion"]
