@@ -265,6 +265,10 @@ def test_configs_validate_and_resolve():
     for restarts in (0, 1.5):
         with pytest.raises(ValueError, match="restarts"):
             ExplainerConfig(restarts=restarts)
+    # The RISE term is added to another objective; under 'rise' a weight would be ignored.
+    with pytest.raises(ValueError, match="rise_weight"):
+        ExplainerConfig(objective="rise", rise_weight=0.5)
+    assert ExplainerConfig(objective="curve", rise_weight=0.5).rise_weight == 0.5
 
 
 def test_optimizer_state_round_trips_through_the_run_directory(tmp_path):

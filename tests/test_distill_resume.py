@@ -104,6 +104,7 @@ def test_a_run_with_perturbation_matching_resumes_to_identical_weights(tmp_path,
 @pytest.mark.parametrize("curve", [
     {"objective": "curve", "budgets": 2, "destroy_substrate": "both"},
     {"objective": "rise", "rise_masks": 4, "rise_grid": 4, "destroy_substrate": "both"},
+    {"objective": "curve", "budgets": 2, "rise_weight": 0.5, "rise_masks": 4, "rise_grid": 4},
 ])
 def test_a_run_with_a_whole_curve_objective_resumes_to_identical_weights(tmp_path, curve):
     settings = {**SETTINGS, "explainer_config": curve}

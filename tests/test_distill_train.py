@@ -259,6 +259,8 @@ def test_freeze_batchnorm_sets_the_mode_the_backbone_trains_in(freeze):
 @pytest.mark.parametrize("objective", [
     {"objective": "curve", "budgets": 2, "destroy_substrate": "both"},
     {"objective": "rise", "rise_masks": 8, "rise_grid": 4, "area_weight": 0.0},
+    {"objective": "curve", "budgets": 2, "destroy_substrate": "both", "rise_weight": 0.5,
+     "rise_masks": 4, "rise_grid": 4},
 ])
 def test_the_whole_curve_objectives_train_ranked_maps(objective):
     student = distill_student(square_target, make_dataset(256), student=tiny_student(),

@@ -52,7 +52,8 @@ class ExplainerStage:
     With ``objective="curve"`` the preserve and destroy terms see the map's soft
     top-k masks at shares drawn per image; with ``objective="rise"`` they give
     way to the map's correlation with the student's scores on random smooth
-    masks (see :mod:`captum_akd.distill.losses`).
+    masks (see :mod:`captum_akd.distill.losses`); ``rise_weight`` adds that
+    correlation term to the other two objectives instead.
     """
 
     name = "explainer"
@@ -107,7 +108,15 @@ class ExplainerStage:
         mask = mask.float()
         blurred = gaussian_blur(images, config.blur_kernel, config.blur_sigma)
         if config.objective == "rise":
-            return self._rise_step(images, blurred, mask, classes, generator)
+            parts = {"rise": self._rise_term(images, blurred, mask, classes, generator),
+                     "area": area_loss(mask, config.area_target), "tv": tv_loss(mask)}
+            loss = (parts["rise"] + config.area_weight * parts["area"]
+                    + config.tv_weight * parts["tv"])
+            return {"loss": loss, **parts}
+        rise = None
+        if config.rise_weight:
+            # Drawn before the curve's budgets, from the unrepeated images.
+            rise = self._rise_term(images, blurred, mask, classes, generator)
         kept, repeat, curve = mask, 1, config.objective == "curve"
         if curve:
             repeat = config.budgets
@@ -121,16 +130,19 @@ class ExplainerStage:
         with self.precision.autocast():
             logits = student(torch.cat([preserved, destroyed])).float()
         logits_preserved, logits_destroyed = logits.chunk(2)
-        return explainer_loss(
+        parts = explainer_loss(
             logits_preserved, logits_destroyed, mask, classes.repeat_interleave(repeat),
             config.preserve_weight, config.destroy_weight, config.area_weight,
             config.tv_weight, config.area_target, kept if curve else None,
             probability=curve and config.curve_terms == "probability",
         )
+        if rise is not None:
+            parts = {**parts, "loss": parts["loss"] + config.rise_weight * rise, "rise": rise}
+        return parts
 
-    def _rise_step(self, images: Tensor, blurred: Tensor, mask: Tensor, classes: Tensor,
-                   generator: torch.Generator) -> dict[str, Tensor]:
-        """The RISE objective: the student scores masked copies, no gradient reaches it."""
+    def _rise_term(self, images: Tensor, blurred: Tensor, mask: Tensor, classes: Tensor,
+                   generator: torch.Generator) -> Tensor:
+        """The RISE term: the student scores masked copies, no gradient reaches it."""
         config = self.config
         n, k = len(images), config.rise_masks
         h, w = images.shape[-2:]
@@ -141,10 +153,7 @@ class ExplainerStage:
             masked = masks * images + (1 - masks) * self._substrate(blurred, generator)
             logits = self.student(masked).float()
         scores = logits.softmax(1).gather(1, classes.repeat_interleave(k)[:, None])
-        parts = {"rise": rise_loss(mask, masks.view(n, k, h, w), scores.view(n, k)),
-                 "area": area_loss(mask, config.area_target), "tv": tv_loss(mask)}
-        loss = parts["rise"] + config.area_weight * parts["area"] + config.tv_weight * parts["tv"]
-        return {"loss": loss, **parts}
+        return rise_loss(mask, masks.view(n, k, h, w), scores.view(n, k))
 
     def _substrate(self, blurred: Tensor, generator: torch.Generator) -> Tensor:
         """What the destroy term's removed pixels become, per mask."""

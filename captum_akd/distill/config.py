@@ -344,13 +344,17 @@ class ExplainerConfig(_Optimization):
     topk_temperature: float = _setting(
         0.1, "with 'curve': the soft top-k mask is sigmoid((M - q) / (t * std(M))) around "
         "the map's per-image quantile q; t is this fraction", _POSITIVE)
-    rise_masks: int = _setting(16, "with 'rise': random smooth masks per image and step; "
-                               "each costs one student forward pass without gradient",
-                               _POSITIVE_INT)
-    rise_grid: int = _setting(7, "with 'rise': cells per side of each mask's Bernoulli grid "
-                              "(as RISE's `grid`)", _POSITIVE_INT)
-    rise_p1: float = _setting(0.5, "with 'rise': probability that a grid cell is kept (as "
-                              "RISE's `p1`)", check_open_fraction)
+    rise_masks: int = _setting(16, "with 'rise' or a rise_weight: random smooth masks per "
+                               "image and step; each costs one student forward pass without "
+                               "gradient", _POSITIVE_INT)
+    rise_weight: float = _setting(
+        0.0, "with 'area' or 'curve': weight of the RISE term (minus the map's correlation "
+        "with the student's scores on `rise_masks` random smooth masks) added to their loss; "
+        "0 leaves it out", check_number)
+    rise_grid: int = _setting(7, "with 'rise' or a rise_weight: cells per side of each mask's "
+                              "Bernoulli grid (as RISE's `grid`)", _POSITIVE_INT)
+    rise_p1: float = _setting(0.5, "with 'rise' or a rise_weight: probability that a grid "
+                              "cell is kept (as RISE's `p1`)", check_open_fraction)
     destroy_substrate: str = _setting(
         "blur", "what removed pixels become in the destroy term (with 'rise': under each "
         "random mask): 'blur' (the blurred image), 'zero' (0 in the input space, as the "
@@ -401,6 +405,10 @@ class ExplainerConfig(_Optimization):
         super().__post_init__()
         if self.blur_kernel % 2 == 0:
             raise ValueError(f"`blur_kernel` must be a positive odd int; got {self.blur_kernel!r}")
+        if self.objective == "rise" and self.rise_weight:
+            raise ValueError("`rise_weight` adds the RISE term to the 'area' or 'curve' "
+                             f"objective; with objective='rise' it must be 0, got "
+                             f"{self.rise_weight!r}")
 
 
 for _cls in (RunConfig, DistillConfig, ExplainerConfig):
