@@ -356,9 +356,10 @@ class ExplainerConfig(_Optimization):
     rise_p1: float = _setting(0.5, "with 'rise' or a rise_weight: probability that a grid "
                               "cell is kept (as RISE's `p1`)", check_open_fraction)
     destroy_substrate: str = _setting(
-        "blur", "what removed pixels become in the destroy term (with 'rise': under each "
-        "random mask): 'blur' (the blurred image), 'zero' (0 in the input space, as the "
-        "paper's deletion and RISE) or 'both' (drawn per mask)",
+        "blur", "what removed pixels become in the destroy term (with 'rise' or a "
+        "rise_weight, also under each random mask): 'blur' (the blurred image), 'zero' "
+        "(0 in the input space, as the paper's deletion and RISE) or 'both' (drawn per "
+        "mask)",
         one_of(SUBSTRATE_CHOICES), choices=SUBSTRATE_CHOICES)
     preserve_weight: float = _setting(1.0, "weight of CE(student(M*x + (1-M)*b), c): the kept "
                                      "pixels must carry the class", check_number)
