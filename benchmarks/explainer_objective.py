@@ -11,7 +11,9 @@ black box under the protocol (intervals, paired verdicts against Grad-CAM);
 ``--smooth 1 2 4`` adds the checkpoint's own maps blurred by Gaussians of those
 standard deviations (pixels); ``--cam-blend 0.5 1`` adds them mixed with
 the student's own class activation map at those weights (1: the CAM
-alone); ``--ensemble`` adds the mean of the variants' maps,
+alone); ``--rise 4000`` adds RISE with that many masks run on the black box
+and on the checkpoint's student (both judged by the black box: the surrogate
+ceiling on these images); ``--ensemble`` adds the mean of the variants' maps,
 and the mean of theirs and the checkpoint's (``--members-unscored`` then leaves
 the variants themselves out of the scoring).
 The scored images are the demo's first test images; stage 2's held-out data
@@ -38,6 +40,8 @@ from captum_akd import AttentiveDistillationAttribution
 from captum_akd.demo import DemoSettings, demo_data, demo_target
 from captum_akd.distill import train_explainer
 from captum_akd.evaluation import (
+    RISE_LABEL,
+    RISE_STUDENT_LABEL,
     bootstrap_cells,
     build_methods,
     compare_methods,
@@ -116,6 +120,9 @@ def main() -> None:
     parser.add_argument("--cam-blend", type=float, nargs="*", default=[], metavar="WEIGHT",
                         help="also score the checkpoint's maps mixed with its student's CAM at "
                              "each weight (1: the CAM alone)")
+    parser.add_argument("--rise", type=int, default=0, metavar="MASKS",
+                        help="also score RISE with MASKS masks run on the black box and on the "
+                             "checkpoint's student (the surrogate ceiling on these images)")
     parser.add_argument("variants", nargs="*", metavar="NAME=JSON")
     args = parser.parse_args()
     s, train, test, target, loaded = load_demo(args)
@@ -158,6 +165,10 @@ def main() -> None:
     if not args.no_baselines:
         methods.update(build_methods(target, loaded, target.features[-1],
                                      methods=("gradcam",), seed=s.seed))
+    if args.rise:
+        methods.update(build_methods(target, loaded, target.features[-1],
+                                     methods=("rise", "rise-student"), controls=False,
+                                     rise_masks=args.rise, seed=s.seed, progress=True))
     rows = score_rows(target, methods, test, args.images, args.road_images, args.threads, s)
     for name in rows:
         rows[name].update(trained.get(name, {}))
@@ -172,6 +183,8 @@ def main() -> None:
         flags.append(f"--smooth {' '.join(map(str, args.smooth))}")
     if args.cam_blend:
         flags.append(f"--cam-blend {' '.join(map(str, args.cam_blend))}")
+    if args.rise:
+        flags.append(f"--rise {args.rise}")
     if args.ensemble:
         flags.append("--ensemble")
     if args.members_unscored:
@@ -227,7 +240,10 @@ def score_rows(target: torch.nn.Module, methods: dict, test: dict, images: int,
     """
     comparison = compare_methods(target, methods, test["image"][:images],
                                  masks=test["mask"][:images], step=s.step, batch_size=64,
-                                 road_images=road_images, road_threads=threads, progress=True)
+                                 road_images=road_images, road_threads=threads, progress=True,
+                                 # Untimed: the rows report no speed, and timing RISE on
+                                 # every image would repeat its thousands of calls per image.
+                                 speed_images={RISE_LABEL: 0, RISE_STUDENT_LABEL: 0})
     cells = bootstrap_cells(comparison, seed=s.seed)
     reference = "Grad-CAM" if "Grad-CAM" in methods else next(iter(methods))
     paired = paired_differences(comparison, reference, seed=s.seed)
