@@ -379,3 +379,28 @@ def test_cam_blend_mixes_the_explainers_maps_with_the_students_cam() -> None:
     other = CamBlend(attr, 1.0).attribute(images, target=torch.tensor([1, 1]))
     assert not torch.allclose(cam, other)
     assert torch.allclose(half, (alone + cam) / 2, atol=1e-6)
+
+
+def test_score_rows_runs_rise_once_per_image_untimed() -> None:
+    from types import SimpleNamespace
+
+    from benchmarks.explainer_objective import score_rows
+    from captum_akd.baselines import RISE
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                torch.nn.Linear(4, 3)).eval()
+    seen = []
+
+    def counted(x: torch.Tensor) -> torch.Tensor:
+        seen.append(len(x))
+        return model(x)
+
+    test = {"image": torch.rand(4, 3, 8, 8), "mask": torch.zeros(4, 1, 8, 8, dtype=torch.bool)}
+    test["mask"][..., 2:5, 2:5] = True
+    rows = score_rows(model, {"RISE": RISE(counted, n_masks=8, grid=2)}, test, images=3,
+                      road_images=0, threads=1, s=SimpleNamespace(step=16, seed=0))
+    # One attribution pass (8 masked copies of each of the 3 images), no timing passes.
+    assert sum(seen) == 3 * 8
+    assert len(rows["RISE"]["per_image"]["insertion"]) == 3
