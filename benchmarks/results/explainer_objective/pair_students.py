@@ -11,8 +11,7 @@ that results.md quotes.
 import json
 from pathlib import Path
 
-from captum_akd.evaluation import METRICS
-from captum_akd.metrics import paired_comparison
+from seed_means import paired_cells
 
 HERE = Path(__file__).parent
 FILES = {"m": ("matched_ceiling.json", "matched_rise.json"),
@@ -34,13 +33,7 @@ def main() -> None:
             rows.update({f"{tag}:{row}": values["per_image"] for row, values in
                          json.loads((HERE / name).read_text())["rows"].items()})
     for a, b in PAIRS:
-        parts = []
-        for metric in rows[a]:
-            c = paired_comparison(rows[a][metric], rows[b][metric],
-                                  higher_is_better=METRICS[metric].higher_is_better)
-            parts.append(f"{metric} {c.difference:+.3f} [{c.low:+.3f}, {c.high:+.3f}] "
-                         f"{c.verdict}")
-        print(f"{a} minus {b}: " + "; ".join(parts))
+        print(f"{a} minus {b}: " + paired_cells(rows[a], rows[b]))
 
 
 if __name__ == "__main__":

@@ -44,13 +44,18 @@ def main() -> None:
         print(f"| {name} ({counts[name]} seed(s)) | " + " | ".join(cells) + " |")
     for name in variants:
         for reference in (base, "Grad-CAM"):
-            parts = []
-            for metric in means[name]:
-                c = paired_comparison(means[name][metric], means[reference][metric],
-                                      higher_is_better=METRICS[metric].higher_is_better)
-                parts.append(f"{metric} {c.difference:+.3f} [{c.low:+.3f}, {c.high:+.3f}] "
-                             f"{c.verdict}")
-            print(f"{name} vs {reference}: " + "; ".join(parts))
+            print(f"{name} vs {reference}: " + paired_cells(means[name], means[reference]))
+
+
+def paired_cells(scores: dict[str, list[float]], reference: dict[str, list[float]]) -> str:
+    """Each metric's paired difference from ``reference``, interval and verdict, as
+    results.md quotes them."""
+    parts = []
+    for metric in scores:
+        c = paired_comparison(scores[metric], reference[metric],
+                              higher_is_better=METRICS[metric].higher_is_better)
+        parts.append(f"{metric} {c.difference:+.3f} [{c.low:+.3f}, {c.high:+.3f}] {c.verdict}")
+    return "; ".join(parts)
 
 
 if __name__ == "__main__":
