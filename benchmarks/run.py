@@ -62,6 +62,7 @@ from benchmarks.common import (
     slice_of,
     write_results,
 )
+from captum_akd.distill.config import OBJECTIVES
 
 TRACKS: dict[str, Track] = {
     "synthetic": synthetic,
@@ -155,11 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     per_track("--student-lr", float, "stage-1 peak learning rate",
               "the library's (its fine-tuning one for a pretrained student)")
     per_track("--student-depth", int, "depth of the CIFAR-style student", "unused")
-    # Stage 2's objective on the tracks that train an explainer with the library's
-    # settings (cifar10, imagenet-sample); the synthetic track uses the demo's.
-    parser.add_argument("--explainer-objective", choices=("area", "curve"),
+    # Stage 2's settings: on cifar10 and imagenet-sample they replace the library's
+    # defaults, on synthetic the demo's stage-2 settings of the same name.
+    parser.add_argument("--explainer-objective", choices=OBJECTIVES,
                         help="stage 2's objective (ExplainerConfig.objective; default: the "
-                             "library's, area)")
+                             "library's, area; on synthetic the demo's, curve)")
     parser.add_argument("--explainer-budgets", type=int,
                         help="kept shares per image of the 'curve' objective (default: the "
                              "library's, 3)")

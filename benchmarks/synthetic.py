@@ -66,6 +66,11 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--perturb-share", type=float, default=0.0,
                        help="synthetic: stage 1's perturbation matching "
                             "(DistillConfig.perturb_share; the demo's is 0)")
+    group.add_argument("--black-box", type=Path,
+                       help="synthetic: a black_box.safetensors to explain instead of "
+                            "training one (e.g. benchmarks/checkpoints/synthetic/"
+                            "black_box.safetensors: the recorded run's black box, so "
+                            "runs with other settings pair with it image by image)")
 
 
 def demo_settings(args: argparse.Namespace) -> DemoSettings:
@@ -86,7 +91,25 @@ def demo_settings(args: argparse.Namespace) -> DemoSettings:
         lime_samples=args.lime_samples, slow_speed_images=args.speed_images,
         step=args.step, seed=args.seed,
         student_options={"perturb_share": args.perturb_share} if args.perturb_share else {},
+        explainer_options={**_DEMO.explainer_options, **given_explainer_options(args)},
     )
+
+
+def given_explainer_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--explainer-*`` options given on the command line, as ExplainerConfig fields.
+
+    On this track they replace the demo's stage-2 settings of the same name
+    (the others stay the demo's), unlike on the tracks that start from the
+    library's defaults.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        ``{ExplainerConfig field: value}`` for each option given.
+    """
+    return {field_name: getattr(args, option) for option, field_name in EXPLAINER_OPTIONS.items()
+            if getattr(args, option, None) is not None}
 
 
 def trained_target(s: DemoSettings, train: dict[str, torch.Tensor], cache: Path | None,
@@ -119,12 +142,16 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
     """:meth:`~benchmarks.common.Track.prepare` of the synthetic track."""
     s = demo_settings(args)
     given = [("--distill-batch-size", args.distill_batch_size), ("--student-lr", args.student_lr)]
-    given += [("--" + option.replace("_", "-"), getattr(args, option, None))
-              for option in EXPLAINER_OPTIONS]
     for flag, value in given:
         if value is not None:
             raise ValueError(f"{flag} does not apply to the synthetic track: it distils with "
                              "the demo's settings (captum_akd.demo.demo_distill)")
+    if args.checkpoint is not None and args.black_box is not None:
+        raise ValueError("--black-box and --checkpoint both name the black box; give one (a "
+                         "synthetic checkpoint carries its own black_box.safetensors)")
+    if args.black_box is not None and not args.black_box.is_file():
+        raise ValueError(f"--black-box {str(args.black_box)!r} is not a file (expected a "
+                         f"{BLACK_BOX_FILE} written by this track)")
     n = s.eval_images
     if s.test_images <= n:
         raise ValueError(f"--test-images ({s.test_images}) must exceed --n-images ({n}): the "
@@ -137,7 +164,10 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
 
     lap = time.perf_counter()
     stored = None if args.checkpoint is None else Path(args.checkpoint) / BLACK_BOX_FILE
-    if stored is not None and stored.is_file():
+    if args.black_box is not None:
+        target = load_black_box(s, args.black_box)
+        target_source = f"loaded from --black-box, sha256 {file_sha256(args.black_box)[:12]}"
+    elif stored is not None and stored.is_file():
         target = load_black_box(s, stored)
         target_source = f"loaded from --checkpoint ({BLACK_BOX_FILE})"
     else:
@@ -154,6 +184,9 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
         # Only what the distillation depends on keys the cache, not the scoring sizes.
         settings = {"track": NAME, **{k: v for k, v in dataclasses.asdict(s).items()
                                       if k not in _SCORING_SETTINGS}}
+        if args.black_box is not None:
+            # A given black box is not the one the settings would train: key on its weights.
+            settings["black_box_sha256"] = file_sha256(args.black_box)
 
         def train_attr(run_dir: Path | None, black_box: CountingBlackBox
                        ) -> AttentiveDistillationAttribution:
@@ -176,6 +209,8 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
         f"CIFAR-style ResNet-{s.student_depth} ({record['source']}), {s.student_epochs} + "
         f"{s.explainer_epochs} epochs"
         + (f", stage-1 settings {s.student_options}" if s.student_options else "")
+        + (f", stage-2 settings {s.explainer_options}"
+           if s.explainer_options != _DEMO.explainer_options else "")
         + f"; top-1 agreement with the black box {agreement:.1f} % on "
         f"the {s.test_images} held-out images. Pointing-game tolerance 15 px at 224, scaled."
     )

@@ -151,6 +151,28 @@ def test_synthetic_track(tmp_path: Path) -> None:
         after = rescored["evaluations"]["full"]["methods"]["AKD (ours)"]["per_image"][key]
         assert after == pytest.approx(before, abs=1e-4)
 
+    # Another stage 2 on the same black box: the given --explainer-* options replace the
+    # demo's of the same name, the black box is the file's, and its hash keys the cache.
+    black_box = out / "checkpoint" / "black_box.safetensors"
+    rise_argv = [*argv[:-4], "--out", str(tmp_path / "rise"), "--cache", str(cache),
+                 "--black-box", str(black_box), "--explainer-objective", "rise",
+                 "--explainer-area-weight", "0"]
+    options = demo_settings(resolve_args(rise_argv)).explainer_options
+    assert options == {**demo_settings(resolve_args(argv)).explainer_options,
+                       "objective": "rise", "area_weight": 0.0}
+    rise = main(rise_argv)
+    assert rise["target"]["sha256"] == results["target"]["sha256"]
+    assert rise["target"]["source"].startswith("loaded from --black-box")
+    assert rise["distillation"]["source"] == "distilled in this run"
+    assert rise["distillation"]["settings"]["explainer_options"] == options
+    assert rise["distillation"]["key"] != results["distillation"]["key"]
+    assert "stage-2 settings" in (tmp_path / "rise" / "results.md").read_text()
+    with pytest.raises(ValueError, match="--black-box and --checkpoint"):
+        main([*rise_argv, "--overwrite", "--checkpoint", str(out / "checkpoint")])
+    with pytest.raises(ValueError, match="--black-box .* is not a file"):
+        main([*argv[:-4], "--out", str(tmp_path / "rise"), "--overwrite",
+              "--black-box", str(tmp_path / "missing")])
+
 
 @pytest.mark.skipif(not (DATA / "cifar10").is_dir(), reason="needs ../shared/data/cifar10")
 def test_cifar10_track(tmp_path: Path) -> None:
