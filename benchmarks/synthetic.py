@@ -164,9 +164,10 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
 
     lap = time.perf_counter()
     stored = None if args.checkpoint is None else Path(args.checkpoint) / BLACK_BOX_FILE
+    given_sha256 = None if args.black_box is None else file_sha256(args.black_box)
     if args.black_box is not None:
         target = load_black_box(s, args.black_box)
-        target_source = f"loaded from --black-box, sha256 {file_sha256(args.black_box)[:12]}"
+        target_source = f"loaded from --black-box, sha256 {given_sha256[:12]}"
     elif stored is not None and stored.is_file():
         target = load_black_box(s, stored)
         target_source = f"loaded from --checkpoint ({BLACK_BOX_FILE})"
@@ -184,9 +185,9 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
         # Only what the distillation depends on keys the cache, not the scoring sizes.
         settings = {"track": NAME, **{k: v for k, v in dataclasses.asdict(s).items()
                                       if k not in _SCORING_SETTINGS}}
-        if args.black_box is not None:
+        if given_sha256 is not None:
             # A given black box is not the one the settings would train: key on its weights.
-            settings["black_box_sha256"] = file_sha256(args.black_box)
+            settings["black_box_sha256"] = given_sha256
 
         def train_attr(run_dir: Path | None, black_box: CountingBlackBox
                        ) -> AttentiveDistillationAttribution:
