@@ -274,6 +274,25 @@ def test_the_whole_curve_objectives_train_ranked_maps(objective):
     assert 0 <= report["student_deletion"] < report["student_insertion"] <= 1
 
 
+def test_the_rise_term_scores_with_a_channels_last_copy_and_saves_the_student_as_is():
+    from captum_akd.distill._stage2 import rise_scorer
+
+    student = tiny_student()
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    attr = train_explainer(square_target, make_dataset(64), student=student, epochs=1,
+                           objective="rise", rise_masks=4, rise_grid=4, area_weight=0.0, **FAST)
+    # The student that is saved keeps its values and its (contiguous) memory format.
+    state = attr.student.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in before.items())
+    assert all(p.is_contiguous() for p in attr.student.parameters())
+    scorer = rise_scorer(attr.student, torch.device("cpu"))
+    conv = next(m for m in scorer.modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not scorer.training and not any(p.requires_grad for p in scorer.parameters())
+    images = torch.randn(6, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(scorer(images), attr.student(images), rtol=1e-5, atol=1e-5)
+
+
 def test_black_box_selection_reads_the_black_box_and_keeps_its_best_epoch():
     student = distill_student(square_target, make_dataset(128), student=tiny_student(),
                               epochs=1, **FAST).student

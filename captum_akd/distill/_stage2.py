@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,6 +47,38 @@ def choose_classes(
     return torch.where(other, alternative, predicted)
 
 
+def rise_scorer(student: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The frozen student that scores the RISE term's masked copies.
+
+    Those ``rise_masks`` forward passes per image are most of a ``rise``
+    step. On the CPU a channels-last copy of the student ran them 1.36 x
+    faster (batch 2048, 64 px, two threads), so the term uses one; the
+    student itself, which is saved, keeps its memory format. Elsewhere the
+    student is used as it is (not measured here).
+
+    Args:
+        student: the frozen student.
+        device: the device stage 2 runs on.
+
+    Returns:
+        An eval-mode, gradient-free channels-last copy of ``student`` on the
+        CPU, else ``student`` itself.
+
+    Examples::
+
+        >>> from captum_akd.models import cifar_resnet_student
+        >>> student = cifar_resnet_student(depth=8, num_classes=3).eval()
+        >>> scorer = rise_scorer(student, torch.device("cpu"))
+        >>> images = torch.randn(2, 3, 16, 16)
+        >>> scorer is student, torch.allclose(scorer(images), student(images), atol=1e-5)
+        (False, True)
+    """
+    if device.type != "cpu":
+        return student
+    scorer = copy.deepcopy(student).eval().requires_grad_(False)
+    return scorer.to(memory_format=torch.channels_last)
+
+
 class ExplainerStage:
     """Preserve/destroy/area/TV training of ``explainer`` through the frozen ``student``.
 
@@ -67,6 +100,8 @@ class ExplainerStage:
         side = max(shared.input_size)
         padding = config.padding if config.padding is not None else side // 16
         self.augment = BatchAugment(config.crop, padding, flip=config.flip)
+        uses_rise = config.objective == "rise" or bool(config.rise_weight)
+        self.scorer = rise_scorer(self.student, shared.ctx.device) if uses_rise else None
 
     def fingerprint(self) -> dict[str, Any]:
         return {"student": self.student.config, "student_sha256": module_digest(self.student),
@@ -151,7 +186,7 @@ class ExplainerStage:
         images, blurred = images.repeat_interleave(k, 0), blurred.repeat_interleave(k, 0)
         with torch.no_grad(), self.precision.autocast():
             masked = masks * images + (1 - masks) * self._substrate(blurred, generator)
-            logits = self.student(masked).float()
+            logits = self.scorer(masked).float()
         scores = logits.softmax(1).gather(1, classes.repeat_interleave(k)[:, None])
         return rise_loss(mask, masks.view(n, k, h, w), scores.view(n, k))
 
