@@ -426,3 +426,19 @@ def test_score_rows_runs_rise_once_per_image_untimed() -> None:
     # One attribution pass (8 masked copies of each of the 3 images), no timing passes.
     assert sum(seen) == 3 * 8
     assert len(rows["RISE"]["per_image"]["insertion"]) == 3
+
+
+def test_stage2_speed_times_both_students_on_equal_logits_and_keeps_its_results(
+        tmp_path: Path) -> None:
+    from benchmarks.stage2_speed import main as stage2_speed
+
+    out = tmp_path / "speed"
+    args = ["--images", "2", "--masks", "3", "--repeats", "2", "--threads", "1",
+            "--out", str(out)]
+    results = stage2_speed(args)
+    assert set(results["seconds"]) == {"frozen student", "channels-last copy"}
+    assert all(len(t) == 2 and min(t) > 0 for t in results["seconds"].values())
+    assert results["max_logit_difference"] < 1e-4
+    assert json.loads((out / "results.json").read_text())["settings"]["masks"] == 3
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        stage2_speed(args)

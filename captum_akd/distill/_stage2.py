@@ -51,10 +51,10 @@ def rise_scorer(student: torch.nn.Module, device: torch.device) -> torch.nn.Modu
     """The frozen student that scores the RISE term's masked copies.
 
     Those ``rise_masks`` forward passes per image are most of a ``rise``
-    step. On the CPU a channels-last copy of the student ran them 1.36 x
-    faster (batch 2048, 64 px, two threads), so the term uses one; the
-    student itself, which is saved, keeps its memory format. Elsewhere the
-    student is used as it is (not measured here).
+    step. On the CPU a channels-last copy of the student ran them 1.27 x
+    faster (``benchmarks/stage2_speed.py``: batch 2048, 64 px, two threads),
+    so the term uses one; the student itself, which is saved, keeps its
+    memory format. Elsewhere the student is used as it is (not measured).
 
     Args:
         student: the frozen student.
