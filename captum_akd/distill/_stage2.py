@@ -51,8 +51,8 @@ def rise_scorer(student: torch.nn.Module, device: torch.device) -> torch.nn.Modu
     """The frozen student that scores the RISE term's masked copies.
 
     Those ``rise_masks`` forward passes per image are most of a ``rise``
-    step. On the CPU a channels-last copy of the student ran them 1.27 x
-    faster (``benchmarks/stage2_speed.py``: batch 2048, 64 px, two threads),
+    step. On the CPU a channels-last copy of the student ran them about
+    1.3 x faster (``benchmarks/stage2_speed.py``: batch 2048, 64 px, two threads),
     so the term uses one; the student itself, which is saved, keeps its
     memory format. Elsewhere the student is used as it is (not measured).
 
