@@ -36,6 +36,7 @@ from captum_akd._image_ops import gaussian_blur, rise_masks  # noqa: E402
 from captum_akd.checkpoint import write_json  # noqa: E402
 from captum_akd.data import FineGrainedShapes  # noqa: E402
 from captum_akd.demo import DemoSettings, dataset_tensors  # noqa: E402
+from captum_akd.distill import ExplainerConfig  # noqa: E402
 from captum_akd.distill._stage2 import rise_scorer  # noqa: E402
 from captum_akd.models import cifar_resnet_student  # noqa: E402
 
@@ -68,9 +69,13 @@ def main(argv=None) -> dict:
                                                num_classes=settings.num_classes, seed=0),
                              progress=False)["image"]
     side = settings.image_size
+    # Stage 2's own defaults for the masks and the blurred substrate.
+    config = ExplainerConfig()
     generator = torch.Generator().manual_seed(0)
-    masks = rise_masks(args.images * args.masks, side, side, 7, 0.5, generator)
-    blurred = gaussian_blur(images, 11, 5.0).repeat_interleave(args.masks, 0)
+    masks = rise_masks(args.images * args.masks, side, side, config.rise_grid, config.rise_p1,
+                       generator)
+    blurred = gaussian_blur(images, config.blur_kernel, config.blur_sigma).repeat_interleave(
+        args.masks, 0)
     batch = masks * images.repeat_interleave(args.masks, 0) + (1 - masks) * blurred
     student = cifar_resnet_student(depth=settings.student_depth,
                                    num_classes=settings.num_classes,
