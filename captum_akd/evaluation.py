@@ -10,8 +10,9 @@ compared with AKD image by image (``../design.md`` section 5):
 - :func:`build_methods` and :func:`compare_methods`: the methods (and the
   three controls), their maps and every metric;
 - :func:`bootstrap_cells`, :func:`paired_differences`, :func:`paired_goal`,
-  :func:`combined_goal` and :func:`control_goals`: the intervals, the paired
-  comparisons with AKD and the rule every goal follows (:data:`GOALS_RULE`);
+  :func:`combined_goal`, :func:`control_goals` and :func:`baseline_goals`: the
+  intervals, the paired comparisons with AKD and the rule every goal follows
+  (:data:`GOALS_RULE`);
   :meth:`Comparison.select` restricts all of it to a slice of the images;
 - :func:`surrogate_ceiling`: RISE on the black box, RISE on the student and
   AKD, all judged by the black box;
@@ -926,6 +927,10 @@ def combined_goal(goal: str, parts: Mapping[str, Mapping[str, Any]]) -> dict[str
 
 #: The metrics on which a method must beat every control to be called useful.
 CONTROL_GOAL_METRICS = ("insertion", "deletion_blur", "road_combined")
+#: The four metrics AKD's claim against a baseline is made on: both deletions
+#: and ROAD, so that a map cannot win on the paper's deletion alone by scattered
+#: pixels.
+CLAIM_METRICS = ("insertion", "deletion", "deletion_blur", "road_combined")
 
 
 def control_goals(
@@ -985,6 +990,88 @@ def control_goals(
                  for r in controls}
         label = metric.title.rstrip(" ↑↓").lower().replace("road", "ROAD")
         goals.append(combined_goal(f"AKD beats every control on {label}", parts))
+    return goals
+
+
+def baseline_goals(
+    comparison: Comparison,
+    baseline: str,
+    reference: str = AKD_LABEL,
+    metrics: Sequence[str] = CLAIM_METRICS,
+    better_on: int = 2,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """The goals of AKD's claim against one baseline: never worse, better on some.
+
+    One row per metric, "AKD <metric> >= <baseline>" (``<=`` where lower is
+    better), which holds unless the paired interval says AKD is worse
+    (:func:`paired_goal`); then one row "AKD better than <baseline> on at
+    least ``better_on`` of them", which holds when that many of those rows
+    have the verdict "better". Both are decided on the images both methods
+    were scored on.
+
+    Args:
+        comparison: what :func:`compare_methods` returned.
+        baseline: the row AKD is compared with (e.g. ``"Grad-CAM"``).
+        reference: the method judged (AKD).
+        metrics: metric keys (default :data:`CLAIM_METRICS`: insertion, both
+            deletions and ROAD combined).
+        better_on: how many of ``metrics`` need a "better" verdict (``0``:
+            no such row).
+        confidence: the intervals' coverage.
+        n_resamples: bootstrap resamples (10,000 in the benchmarks).
+        seed: seed of the resamples.
+
+    Returns:
+        ``len(metrics)`` :func:`paired_goal` rows (metrics either method lacks
+        are skipped), then the "better on at least" row, whose ``"parts"``
+        are the per-metric rows; ``[]`` when either method is missing.
+
+    Examples::
+
+        >>> from captum_akd.baselines import GradCAM
+        >>> from captum_akd.evaluation import baseline_goals, compare_methods
+        >>> from captum_akd.zoo import cifar_resnet20
+        >>> model = cifar_resnet20().eval()
+        >>> methods = {"AKD (ours)": GradCAM(model, model.layer3),    # stands in for AKD
+        ...            "Grad-CAM": GradCAM(model, model.layer2)}
+        >>> comparison = compare_methods(model, methods, torch.randn(3, 3, 32, 32),
+        ...                              road_images=0, progress=False)
+        >>> for row in baseline_goals(comparison, "Grad-CAM", n_resamples=500):
+        ...     print(row["goal"])
+        AKD insertion >= Grad-CAM
+        AKD deletion to 0 <= Grad-CAM
+        AKD deletion to blur <= Grad-CAM
+        AKD better than Grad-CAM on at least 2 of these 3
+    """
+    if reference not in comparison or baseline not in comparison:
+        return []
+    mine, theirs = comparison[reference].per_image(), comparison[baseline].per_image()
+    rows = {}
+    for key in metrics:
+        if key not in mine or key not in theirs:
+            continue
+        metric = METRICS[key]
+        label = metric.title.rstrip(" ↑↓").lower().replace("road", "ROAD")
+        sign = ">=" if metric.higher_is_better else "<="
+        rows[label] = paired_goal(f"AKD {label} {sign} {baseline}", mine[key], theirs[key],
+                                  bool(metric.higher_is_better), digits=metric.digits,
+                                  confidence=confidence, n_resamples=n_resamples, seed=seed)
+    goals = list(rows.values())
+    if better_on and rows:
+        better = [label for label, row in rows.items() if row["verdict"] == "better"]
+        goals.append({
+            "goal": f"AKD better than {baseline} on at least {better_on} of these {len(rows)}",
+            "holds": len(better) >= better_on,
+            "verdict": "; ".join(f"{row['verdict']} on {label}" for label, row in rows.items()),
+            "rule": f"'better' on at least {better_on}",
+            "measured": f"better on {len(better)}" + (f" ({', '.join(better)})" if better
+                                                      else ""),
+            "images": min(row["images"] for row in rows.values()),
+            "parts": {label: dict(row) for label, row in rows.items()},
+        })
     return goals
 
 

@@ -617,7 +617,9 @@ def save_maps_grid(
     Each map is min-max scaled and drawn over its image with the ``jet``
     colour map; masks are drawn in green. The maps are a comparison's, one
     column per method, or any others given by column (a sanity check's maps
-    before and after randomising the model, say).
+    before and after randomising the model, say). A method that explained
+    only the first images (RISE on fewer images than the others) shows
+    "not run" in the rows after them.
 
     Args:
         path: destination PNG.
@@ -670,9 +672,13 @@ def save_maps_grid(
                                 vmin=0, vmax=1)
             col += 1
         for maps in columns.values():
-            heat = minmax_normalize(maps[i : i + 1, :1].detach().float().cpu())[0, 0]
-            axes[i, col].imshow(pictures[i])
-            axes[i, col].imshow(heat.numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            if i < maps.shape[0]:
+                heat = minmax_normalize(maps[i : i + 1, :1].detach().float().cpu())[0, 0]
+                axes[i, col].imshow(pictures[i])
+                axes[i, col].imshow(heat.numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            else:
+                axes[i, col].text(0.5, 0.5, "not run", ha="center", va="center", fontsize=7,
+                                  transform=axes[i, col].transAxes)
             col += 1
     for j, title in enumerate(names):
         axes[0, j].set_title(title, fontsize=8)

@@ -22,6 +22,7 @@ from captum_akd.evaluation import (
     RISE_STUDENT_LABEL,
     Comparison,
     MethodResult,
+    baseline_goals,
     break_even,
     build_methods,
     compare_methods,
@@ -99,6 +100,8 @@ def test_control_rows_are_built_scored_and_marked(setting, tmp_path):
     data = comparison_to_dict(comparison, n_resamples=200)
     assert {k for k, v in data["methods"].items() if v["control"]} == set(CONTROL_LABELS.values())
     assert save_maps_grid(tmp_path / "maps.png", images, comparison, n=2).is_file()
+    # RISE on the student explained 4 of the 6 images: its last two cells say "not run".
+    assert save_maps_grid(tmp_path / "all.png", images, comparison, n=6).is_file()
     assert save_curves(tmp_path / "curves.png", comparison).is_file()
 
 
@@ -160,6 +163,37 @@ def test_goals_follow_the_interval_rule():
     assert (worse["verdict"], worse["holds"]) == ("worse", False)
     table = goals_table([at_least, worse])
     assert "| tie | yes |" in table and "| worse | no |" in table
+
+
+def test_baseline_goals_need_no_worse_metric_and_better_on_enough():
+    akd = scored(AKD_LABEL, [0.60, 0.61, 0.62, 0.63], [0.10, 0.11, 0.12, 0.13])
+
+    def against(insertion, deletion, better_on=2):
+        other = scored("Grad-CAM", insertion, deletion)
+        comparison = Comparison([akd, other], torch.zeros(4, dtype=torch.long), akd.speed,
+                                {"n_images": 4})
+        rows = baseline_goals(comparison, "Grad-CAM", better_on=better_on, n_resamples=2000)
+        return {row["goal"]: row for row in rows}
+
+    # Better on both metrics: every row holds.
+    both = against([0.50, 0.51, 0.52, 0.53], [0.20, 0.21, 0.22, 0.23])
+    assert list(both) == ["AKD insertion >= Grad-CAM", "AKD deletion to 0 <= Grad-CAM",
+                          "AKD better than Grad-CAM on at least 2 of these 2"]
+    assert all(row["holds"] for row in both.values())
+    assert both["AKD better than Grad-CAM on at least 2 of these 2"]["images"] == 4
+    # A tie on insertion (+-0.1 by turns) keeps its row but is not "better".
+    tie = against([0.70, 0.51, 0.72, 0.53], [0.20, 0.21, 0.22, 0.23])
+    assert tie["AKD insertion >= Grad-CAM"]["verdict"] == "tie"
+    assert tie["AKD insertion >= Grad-CAM"]["holds"]
+    assert not tie["AKD better than Grad-CAM on at least 2 of these 2"]["holds"]
+    assert against([0.70, 0.51, 0.72, 0.53], [0.20, 0.21, 0.22, 0.23], better_on=1)[
+        "AKD better than Grad-CAM on at least 1 of these 2"]["holds"]
+    # Worse on deletion: that row fails whatever the count says.
+    worse = against([0.50, 0.51, 0.52, 0.53], [0.05, 0.06, 0.07, 0.08], better_on=1)
+    assert worse["AKD deletion to 0 <= Grad-CAM"]["verdict"] == "worse"
+    assert not worse["AKD deletion to 0 <= Grad-CAM"]["holds"]
+    assert baseline_goals(Comparison([akd], torch.zeros(4, dtype=torch.long), akd.speed,
+                                     {"n_images": 4}), "Grad-CAM") == []
 
 
 def test_select_keeps_prefix_pairing(setting):
