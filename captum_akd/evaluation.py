@@ -933,6 +933,11 @@ CONTROL_GOAL_METRICS = ("insertion", "deletion_blur", "road_combined")
 CLAIM_METRICS = ("insertion", "deletion", "deletion_blur", "road_combined")
 
 
+def _goal_label(metric: Metric) -> str:
+    """A metric's name inside a goal's text ("deletion to blur", "ROAD combined")."""
+    return metric.title.rstrip(" ↑↓").lower().replace("road", "ROAD")
+
+
 def control_goals(
     comparison: Comparison,
     reference: str = AKD_LABEL,
@@ -988,7 +993,7 @@ def control_goals(
                                      digits=metric.digits, confidence=confidence,
                                      n_resamples=n_resamples, seed=seed)
                  for r in controls}
-        label = metric.title.rstrip(" ↑↓").lower().replace("road", "ROAD")
+        label = _goal_label(metric)
         goals.append(combined_goal(f"AKD beats every control on {label}", parts))
     return goals
 
@@ -1054,7 +1059,7 @@ def baseline_goals(
         if key not in mine or key not in theirs:
             continue
         metric = METRICS[key]
-        label = metric.title.rstrip(" ↑↓").lower().replace("road", "ROAD")
+        label = _goal_label(metric)
         sign = ">=" if metric.higher_is_better else "<="
         rows[label] = paired_goal(f"AKD {label} {sign} {baseline}", mine[key], theirs[key],
                                   bool(metric.higher_is_better), digits=metric.digits,
