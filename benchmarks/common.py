@@ -431,7 +431,8 @@ def predictions(model: Callable[[Tensor], Tensor], images: Tensor, batch_size: i
 #: ``--explainer-*`` option -> the :class:`~captum_akd.distill.ExplainerConfig` field it sets.
 EXPLAINER_OPTIONS = {"explainer_objective": "objective", "explainer_budgets": "budgets",
                      "explainer_destroy": "destroy_substrate",
-                     "explainer_area_weight": "area_weight", "explainer_tv_weight": "tv_weight"}
+                     "explainer_area_weight": "area_weight", "explainer_tv_weight": "tv_weight",
+                     "explainer_rise_masks": "rise_masks"}
 
 
 def explainer_options(args: argparse.Namespace, changed_only: bool = False) -> dict[str, Any]:

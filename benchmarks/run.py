@@ -170,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ExplainerConfig.area_weight (default: the library's, 2)")
     parser.add_argument("--explainer-tv-weight", type=float,
                         help="ExplainerConfig.tv_weight (default: the library's, 0.05)")
+    parser.add_argument("--explainer-rise-masks", type=int,
+                        help="ExplainerConfig.rise_masks: random masks per image of the 'rise' "
+                             "objective (default: the library's, 16)")
     parser.add_argument("--grid-images", type=int, default=8, help="rows of maps.png")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     for module in TRACKS.values():

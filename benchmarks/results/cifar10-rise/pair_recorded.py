@@ -1,0 +1,88 @@
+"""This run against the recorded CIFAR-10 run (``../cifar10/``), image by image.
+
+``python benchmarks/results/cifar10-rise/pair_recorded.py`` pairs the rows of
+this directory's ``results.json`` (``n:``: a new explanation network trained
+with the ``rise`` objective on the recorded run's student) with those of
+``../cifar10/results.json`` (``r:``: the recorded run, the ``curve`` objective,
+the same student). Both explain the same images of the same ResNet-56 (the
+image ids are checked), so the black box's own rows (Grad-CAM, RISE) are the
+same maps. It prints the paired differences (95 % bootstrap, 10,000
+resamples, seed 0) that results.md quotes: on all evaluation images
+(``full``) and on the first ones RISE ran on (``subset``), then issue 23's
+halving check of the explainer's own gap (how far AKD falls short of RISE
+run on the student, both judged by the black box: RISE on the student minus
+AKD on insertion, AKD minus RISE on the student on the deletions; below 0
+AKD is ahead): per image, the new gap minus half the recorded one, which is
+at most 0 where the gap has at least halved.
+
+``pair_recorded.py NEW RECORDED`` pairs two other results directories of one
+track the same way (the rows one of them lacks are left out).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent / "explainer_objective"))
+from seed_means import paired_cells  # noqa: E402
+
+from captum_akd.metrics import bootstrap_interval  # noqa: E402
+
+#: per-image keys of a track's results.json -> captum_akd.evaluation.METRICS names.
+KEYS = {"insertion_auc": "insertion", "deletion_auc": "deletion",
+        "deletion_blur_auc": "deletion_blur", "road_combined": "road_combined"}
+FULL = [("n:AKD (ours)", "r:AKD (ours)"), ("n:AKD (ours)", "n:Grad-CAM"),
+        ("r:AKD (ours)", "r:Grad-CAM"), ("n:AKD (ours)", "n:Layer-wise CAM"),
+        ("n:AKD (ours)", "n:Uniform noise (control)"),
+        ("n:AKD (ours)", "n:Centre Gaussian (control)"),
+        ("n:AKD (ours)", "n:Sobel edges (control)"), ("n:Grad-CAM", "r:Grad-CAM")]
+SUBSET = [("n:AKD (ours)", "n:RISE"), ("n:AKD (ours)", "n:RISE on student"),
+          ("r:AKD (ours)", "r:RISE on student"), ("n:RISE", "n:RISE on student"),
+          ("n:RISE", "r:RISE")]
+
+
+def rows(path: Path, tag: str, part: str) -> tuple[list[str], dict[str, dict[str, list[float]]]]:
+    """The image ids and every method's per-image scores of one evaluation, named ``tag:method``."""
+    evaluation = json.loads(path.read_text())["evaluations"][part]
+    return evaluation["image_ids"], {
+        f"{tag}:{name}": {KEYS[k]: v for k, v in entry["per_image"].items() if k in KEYS}
+        for name, entry in evaluation["methods"].items()}
+
+
+def table(part: str, new_dir: Path, recorded_dir: Path) -> dict[str, dict[str, list[float]]]:
+    """Both runs' rows of one evaluation, after checking they scored the same images."""
+    ids_n, new = rows(new_dir / "results.json", "n", part)
+    ids_r, recorded = rows(recorded_dir / "results.json", "r", part)
+    if ids_n != ids_r[:len(ids_n)]:
+        raise SystemExit(f"{part}: the two runs scored different images")
+    n = len(ids_n)
+    recorded = {name: {k: v[:n] for k, v in scores.items()} for name, scores in recorded.items()}
+    return {**new, **recorded}
+
+
+def main(new_dir: Path = HERE, recorded_dir: Path = HERE.parent / "cifar10") -> None:
+    for part, pairs in (("full", FULL), ("subset", SUBSET)):
+        scores = table(part, new_dir, recorded_dir)
+        print(f"## {part}: {len(scores['n:AKD (ours)']['insertion'])} images")
+        for a, b in pairs:
+            if a in scores and b in scores:
+                print(f"{a} minus {b}: " + paired_cells(scores[a], scores[b]))
+    scores = table("subset", new_dir, recorded_dir)
+    if "n:RISE on student" not in scores or "r:RISE on student" not in scores:
+        return
+    print("## explainer's own gap (how far AKD falls short of RISE on the student; "
+          "< 0: AKD is ahead): new, recorded, and new minus half the recorded")
+    for metric, sign in (("insertion", 1), ("deletion", -1), ("deletion_blur", -1)):
+        gap = {tag: [sign * (s - a) for s, a in zip(scores[f"{tag}:RISE on student"][metric],
+                                                    scores[f"{tag}:AKD (ours)"][metric],
+                                                    strict=True)]
+               for tag in "nr"}
+        new, old = bootstrap_interval(gap["n"]), bootstrap_interval(gap["r"])
+        excess = bootstrap_interval([g - h / 2 for g, h in zip(gap["n"], gap["r"], strict=True)])
+        print(f"{metric}: new {new.mean:+.4f} [{new.low:+.4f}, {new.high:+.4f}], recorded "
+              f"{old.mean:+.4f} [{old.low:+.4f}, {old.high:+.4f}]; new minus half the recorded "
+              f"{excess.mean:+.4f} [{excess.low:+.4f}, {excess.high:+.4f}]")
+
+if __name__ == "__main__":
+    main(*map(Path, sys.argv[1:3]))
