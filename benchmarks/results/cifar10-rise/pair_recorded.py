@@ -44,7 +44,9 @@ SUBSET = [("n:AKD (ours)", "n:RISE"), ("n:AKD (ours)", "n:RISE on student"),
 
 def rows(path: Path, tag: str, part: str) -> tuple[list[str], dict[str, dict[str, list[float]]]]:
     """The image ids and every method's per-image scores of one evaluation, named ``tag:method``."""
-    evaluation = json.loads(path.read_text())["evaluations"][part]
+    evaluation = json.loads(path.read_text())["evaluations"].get(part)
+    if evaluation is None:
+        return [], {}
     return evaluation["image_ids"], {
         f"{tag}:{name}": {KEYS[k]: v for k, v in entry["per_image"].items() if k in KEYS}
         for name, entry in evaluation["methods"].items()}
@@ -64,6 +66,8 @@ def table(part: str, new_dir: Path, recorded_dir: Path) -> dict[str, dict[str, l
 def main(new_dir: Path = HERE, recorded_dir: Path = HERE.parent / "cifar10") -> None:
     for part, pairs in (("full", FULL), ("subset", SUBSET)):
         scores = table(part, new_dir, recorded_dir)
+        if "n:AKD (ours)" not in scores:
+            continue
         print(f"## {part}: {len(scores['n:AKD (ours)']['insertion'])} images")
         for a, b in pairs:
             if a in scores and b in scores:
