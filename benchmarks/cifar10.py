@@ -33,6 +33,7 @@ from benchmarks.common import (
     cached_attribution,
     cifar_split,
     explainer_options,
+    explainer_seed,
     load_explicit_checkpoint,
     normalize_image,
     predictions,
@@ -402,6 +403,9 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
     if args.checkpoint is not None:
         attr, record = load_explicit_checkpoint(args.checkpoint, target, device)
     elif stage1 is not None and stage1[1]:
+        if args.explainer_seed is not None:
+            raise ValueError(f"--explainer-seed: --student-checkpoint {str(stage1[0])!r} holds a "
+                             "trained explainer, so no stage 2 runs here; give a stage-1 run")
         attr = AttentiveDistillationAttribution.load(stage1[0], forward_func=target,
                                                      map_location=device)
         record = {"source": "loaded from distill_cifar10.py's run", "path": str(stage1[0]),
@@ -496,6 +500,10 @@ def explainer_on(run: Run, stage1: Path, target: torch.nn.Module) -> Distilled:
                 "val_images": args.val_images, "val_without_explained": True,
                 "batch_size": args.distill_batch_size,
                 "seed": args.seed}
+    seed = explainer_seed(args)
+    if seed != args.seed:
+        # Only a differing stage-2 seed enters the key, so earlier caches keep theirs.
+        settings["explainer_seed"] = seed
     changed = explainer_options(args, changed_only=True)
     if changed:
         settings["explainer"] = changed
@@ -506,7 +514,7 @@ def explainer_on(run: Run, stage1: Path, target: torch.nn.Module) -> Distilled:
             black_box, run.train_set(args.train_images), student=student, val_data=run.val_set(),
             epochs=args.explainer_epochs, config=explainer_options(args),
             batch_size=args.distill_batch_size, normalization=NORMALIZATION, device=run.device,
-            seed=args.seed, out=run_dir, resume=run_dir is not None, quiet=not run.progress,
+            seed=seed, out=run_dir, resume=run_dir is not None, quiet=not run.progress,
         )
 
     attr, record = cached_attribution("cifar10-explainer", settings, target, run.device,

@@ -457,6 +457,19 @@ def explainer_options(args: argparse.Namespace, changed_only: bool = False) -> d
     return options
 
 
+def explainer_seed(args: argparse.Namespace) -> int:
+    """The seed of a stage 2 trained alone on a given student (``--explainer-seed`` or ``--seed``).
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The seed of the explanation network's initial weights and batch order.
+    """
+    given = getattr(args, "explainer_seed", None)
+    return args.seed if given is None else given
+
+
 def parse_methods(text: str) -> list[str]:
     """``"akd,gradcam"`` -> ``["akd", "gradcam"]``, checked against the known keys.
 

@@ -31,6 +31,7 @@ from benchmarks.common import (
     TrackSetup,
     cached_attribution,
     explainer_options,
+    explainer_seed,
     load_explicit_checkpoint,
     predictions,
 )
@@ -127,6 +128,10 @@ def _retrain_explainer(args: argparse.Namespace, dataset: Dataset, select: Tenso
                 "train_images": int(rest.numel()), "select_images": int(select.numel()),
                 "batch_size": args.distill_batch_size, "seed": args.seed,
                 "train_size": args.explainer_train_size, **_explainer_options(args)}
+    seed = explainer_seed(args)
+    if seed != args.seed:
+        # Only a differing stage-2 seed enters the key, so earlier caches keep theirs.
+        settings["explainer_seed"] = seed
 
     def sized(images: Tensor) -> Tensor:
         size = args.explainer_train_size
@@ -139,14 +144,14 @@ def _retrain_explainer(args: argparse.Namespace, dataset: Dataset, select: Tenso
               ) -> AttentiveDistillationAttribution:
         x, _ = load_images(dataset, rest, progress, "stage-2 photos")
         x_select, y_select = load_images(dataset, select, progress, "selection photos")
-        torch.manual_seed(args.seed)
+        torch.manual_seed(seed)
         explainer = ExplanationNet.for_student(given.student,
                                                first_stage=args.explainer_first_stage)
         attr = train_explainer(
             black_box, TensorDataset(sized(x)), student=given.student, explainer=explainer,
             val_data=TensorDataset(sized(x_select), y_select), epochs=args.explainer_epochs,
             batch_size=args.distill_batch_size, normalization=NORMALIZATION, device=device,
-            seed=args.seed, out=run_dir, resume=run_dir is not None, quiet=not progress,
+            seed=seed, out=run_dir, resume=run_dir is not None, quiet=not progress,
             **_explainer_options(args))
         # The pair is applied at the size the student was distilled at.
         attr.input_size = given.input_size

@@ -173,11 +173,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--explainer-rise-masks", type=int,
                         help="ExplainerConfig.rise_masks: random masks per image of the 'rise' "
                              "objective (default: the library's, 16)")
+    parser.add_argument("--explainer-seed", type=int,
+                        help="seeds stage 2 alone (its initial weights and batch order) where "
+                             "it trains on a given student: cifar10 with a stage-1 run as "
+                             "--student-checkpoint, imagenet-sample with --student-from; the "
+                             "data and evaluation images stay --seed's (default: --seed)")
     parser.add_argument("--grid-images", type=int, default=8, help="rows of maps.png")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     for module in TRACKS.values():
         module.add_arguments(parser.add_argument_group(f"track {module.NAME}"))
     return parser
+
+
+def _stage2_alone(args: argparse.Namespace) -> bool:
+    """Whether this run may train stage 2 alone on a given student (what --explainer-seed seeds)."""
+    if args.checkpoint is not None:
+        return False
+    if args.track == cifar10.NAME:
+        return args.student_checkpoint != "none"
+    return args.track == imagenet_sample.NAME and args.student_from is not None
 
 
 def resolve_args(argv: list[str]) -> argparse.Namespace:
@@ -212,6 +226,10 @@ def resolve_args(argv: list[str]) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if args.road_images is not None and args.road_images < 0:
         parser.error("--road-images must be 0 (no ROAD) or more")
+    if args.explainer_seed is not None and not _stage2_alone(args):
+        parser.error("--explainer-seed seeds a stage 2 trained on a given student: use it with "
+                     "--track cifar10 --student-checkpoint RUN or --track imagenet-sample "
+                     "--student-from CHECKPOINT (and without --checkpoint)")
     if args.checkpoint is not None and not (args.checkpoint / "config.json").is_file():
         parser.error(f"--checkpoint {str(args.checkpoint)!r} holds no checkpoint (no "
                      "config.json)")

@@ -231,17 +231,30 @@ def test_imagenet_sample_track_retrains_the_explainer_of_a_committed_student(
                     "--n-images", "2", "--train-images", "3", "--select-images", "1",
                     "--student-from", str(committed), "--explainer-objective", "curve",
                     "--explainer-budgets", "2", "--explainer-destroy", "both",
-                    "--explainer-train-size", "96",
+                    "--explainer-train-size", "96", "--explainer-seed", "3",
                     "--distill-batch-size", "2", "--step", "12544", "--data-dir", str(DATA),
                     "--out", str(out), "--cache", "none"])
     settings = results["distillation"]["settings"]
     assert settings["objective"] == "curve" and settings["select_images"] == 1
+    # Stage 2 alone takes the other seed; the photos stay --seed's.
+    assert settings["explainer_seed"] == 3 and settings["seed"] == 0
     assert settings["train_images"] == 2 and settings["train_size"] == 96
     # Trained on 96 px photos, applied (and recorded) at the student's 260 px.
     assert read_config(out / "checkpoint")["metadata"]["input_size"] == [260, 260]
     assert settings["student_sha256"] == json.loads(
         (committed / "config.json").read_text())["weights_sha256"]["student.safetensors"]
     assert results["evaluations"]["full"]["n_images"] == 2
+
+
+def test_explainer_seed_is_refused_where_no_stage_2_runs_alone(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert resolve_args(["--track", "cifar10", "--explainer-seed", "1"]).explainer_seed == 1
+    for refused in (["--track", "synthetic"], ["--track", "imagenet-sample"],
+                    ["--track", "cifar10", "--student-checkpoint", "none"]):
+        with pytest.raises(SystemExit):
+            resolve_args([*refused, "--explainer-seed", "1"])
+        assert "--explainer-seed seeds a stage 2 trained on a given student" in (
+            capsys.readouterr().err)
 
 
 def test_distill_cifar10_without_labels_gives_the_images_alone() -> None:
