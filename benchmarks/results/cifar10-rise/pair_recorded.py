@@ -30,9 +30,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "explainer_objective"))
-from seed_means import paired_cells  # noqa: E402
-
-from captum_akd.metrics import bootstrap_interval  # noqa: E402
+from seed_means import paired_cells, print_gap_halving  # noqa: E402
 
 #: per-image keys of a track's results.json -> captum_akd.evaluation.METRICS names.
 KEYS = {"insertion_auc": "insertion", "deletion_auc": "deletion",
@@ -92,17 +90,7 @@ def main(new_dir: Path = HERE, recorded_dir: Path = HERE.parent / "cifar10-curve
         return
     print("## explainer's own gap (how far AKD falls short of RISE on the student; "
           "< 0: AKD is ahead): new, recorded, and new minus half the recorded")
-    for metric, sign in (("insertion", 1), ("deletion", -1), ("deletion_blur", -1)):
-        gap = {tag: [sign * (s - a) for s, a in zip(scores[f"{tag}:RISE on student"][metric],
-                                                    scores[f"{tag}:AKD (ours)"][metric],
-                                                    strict=True)]
-               for tag in "nr"}
-        new, old = bootstrap_interval(gap["n"]), bootstrap_interval(gap["r"])
-        excess = bootstrap_interval([g - h / 2 for g, h in zip(gap["n"], gap["r"], strict=True)])
-        print(f"{metric}: new {new.mean:+.4f} [{new.low:+.4f}, {new.high:+.4f}], recorded "
-              f"{old.mean:+.4f} [{old.low:+.4f}, {old.high:+.4f}]; new minus half the recorded "
-              f"{excess.mean:+.4f} [{excess.low:+.4f}, {excess.high:+.4f}]")
-
+    print_gap_halving(scores)
 
 if __name__ == "__main__":
     main(*map(Path, sys.argv[1:3]))

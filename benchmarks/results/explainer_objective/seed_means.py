@@ -58,5 +58,21 @@ def paired_cells(scores: dict[str, list[float]], reference: dict[str, list[float
     return "; ".join(parts)
 
 
+def print_gap_halving(scores: dict[str, dict[str, list[float]]]) -> None:
+    """Issue 23's halving check of the explainer's own gap, for the two runs tagged
+    ``n:`` (new) and ``r:`` (recorded) in ``scores``."""
+    for metric, sign in (("insertion", 1), ("deletion", -1), ("deletion_blur", -1)):
+        # Signed so that a gap above 0 is AKD short of RISE on its student.
+        gap = {tag: [sign * (s - a) for s, a in zip(scores[f"{tag}:RISE on student"][metric],
+                                                    scores[f"{tag}:AKD (ours)"][metric],
+                                                    strict=True)]
+               for tag in "nr"}
+        new, old = bootstrap_interval(gap["n"]), bootstrap_interval(gap["r"])
+        excess = bootstrap_interval([g - h / 2 for g, h in zip(gap["n"], gap["r"], strict=True)])
+        print(f"{metric}: new {new.mean:+.4f} [{new.low:+.4f}, {new.high:+.4f}], recorded "
+              f"{old.mean:+.4f} [{old.low:+.4f}, {old.high:+.4f}]; new minus half the recorded "
+              f"{excess.mean:+.4f} [{excess.low:+.4f}, {excess.high:+.4f}]")
+
+
 if __name__ == "__main__":
     main()

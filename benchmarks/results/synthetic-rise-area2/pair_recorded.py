@@ -20,9 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "synthetic-matched-rise"))
 from pair_recorded import rows  # noqa: E402
-from seed_means import paired_cells  # noqa: E402
-
-from captum_akd.metrics import bootstrap_interval  # noqa: E402
+from seed_means import paired_cells, print_gap_halving  # noqa: E402
 
 PAIRS = [("n:AKD (ours)", "r:AKD (ours)"), ("n:AKD (ours)", "n:Grad-CAM"),
          ("n:AKD (ours)", "n:RISE"), ("n:AKD (ours)", "n:LIME"),
@@ -35,17 +33,9 @@ def main() -> None:
              **rows(HERE.parent / "synthetic" / "results.json", "r")}
     for a, b in PAIRS:
         print(f"{a} minus {b}: " + paired_cells(table[a], table[b]))
-    for metric, sign in (("insertion", 1), ("deletion", -1), ("deletion_blur", -1)):
-        gap = {tag: [sign * (s - a) for s, a in zip(table[f"{tag}:RISE on student"][metric],
-                                                    table[f"{tag}:AKD (ours)"][metric],
-                                                    strict=True)]
-               for tag in "nr"}
-        new, old = bootstrap_interval(gap["n"]), bootstrap_interval(gap["r"])
-        excess = bootstrap_interval([g - h / 2 for g, h in zip(gap["n"], gap["r"], strict=True)])
-        print(f"{metric} gap: new {new.mean:+.4f} [{new.low:+.4f}, {new.high:+.4f}], recorded "
-              f"{old.mean:+.4f} [{old.low:+.4f}, {old.high:+.4f}]; new minus half the recorded "
-              f"{excess.mean:+.4f} [{excess.low:+.4f}, {excess.high:+.4f}]")
-
+    print("## explainer's own gap (how far AKD falls short of RISE on the student; "
+          "< 0: AKD is ahead): new, recorded, and new minus half the recorded")
+    print_gap_halving(table)
 
 if __name__ == "__main__":
     main()
