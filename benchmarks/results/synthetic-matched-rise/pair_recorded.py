@@ -1,13 +1,14 @@
-"""This run against the recorded synthetic run (``../synthetic/``), image by image.
+"""This run against the `curve` record of the synthetic track (``../synthetic-curve/``), per image.
 
 ``python benchmarks/results/synthetic-matched-rise/pair_recorded.py`` pairs the
 rows of this directory's ``results.json`` (``n:``: the perturbation-matched
-student with the ``rise`` stage 2) with those of ``../synthetic/results.json``
-(``r:``: the recorded run, plain distillation and the ``curve`` stage 2). Both
-explain the same 100 images of the same black box (the committed checkpoint's
-``black_box.safetensors``, whose hash both files give), so the black box's own
-rows (RISE, Grad-CAM) are the same maps. It prints the paired differences
-(95 % bootstrap, 10,000 resamples, seed 0) that results.md quotes.
+student with the ``rise`` stage 2) with those of
+``../synthetic-curve/results.json`` (``r:``: the recorded run, plain
+distillation and the ``curve`` stage 2). Both explain the same 100 images of
+the same black box (the committed checkpoint's ``black_box.safetensors``, whose
+hash both files give), so the black box's own rows (RISE, Grad-CAM) are the
+same maps. It prints the paired differences (95 % bootstrap, 10,000 resamples,
+seed 0) that results.md quotes.
 """
 
 import json
@@ -38,7 +39,7 @@ def rows(path: Path, tag: str) -> dict[str, dict[str, list[float]]]:
 
 def main() -> None:
     table = {**rows(HERE / "results.json", "n"),
-             **rows(HERE.parent / "synthetic" / "results.json", "r")}
+             **rows(HERE.parent / "synthetic-curve" / "results.json", "r")}
     for a, b in PAIRS:
         print(f"{a} minus {b}: " + paired_cells(table[a], table[b]))
 

@@ -5,7 +5,7 @@ rows of this directory's ``results.json`` (``n:``: the student matched at
 ``perturb_share`` 0.4 with 6 epochs of the ``rise`` stage 2) with those of
 ``../synthetic-matched-rise/results.json`` (``m:``: share 0.2, 4 epochs of
 ``rise``), ``../synthetic-matched-rise/plain-10-epochs/results.json`` (``p:``:
-plain distillation, same 10 stage-1 epochs) and ``../synthetic/results.json``
+plain distillation, same 10 stage-1 epochs) and ``../synthetic-curve/results.json``
 (``r:``: the recorded run). All four explain the same 100 images of the same
 black box (the committed checkpoint's ``black_box.safetensors``, whose hash
 every file gives), so the black box's own rows (RISE, Grad-CAM) are the same
@@ -28,7 +28,7 @@ from captum_akd.metrics import bootstrap_interval  # noqa: E402
 
 RUNS = {"n": HERE, "m": HERE.parent / "synthetic-matched-rise",
         "p": HERE.parent / "synthetic-matched-rise" / "plain-10-epochs",
-        "r": HERE.parent / "synthetic"}
+        "r": HERE.parent / "synthetic-curve"}
 PAIRS = [("n:AKD (ours)", "n:Grad-CAM"), ("n:AKD (ours)", "n:RISE"),
          ("n:AKD (ours)", "n:RISE on student"), ("n:AKD (ours)", "m:AKD (ours)"),
          ("n:AKD (ours)", "r:AKD (ours)"), ("n:RISE", "n:RISE on student"),
