@@ -400,12 +400,14 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
     run = Run(args, data, device, progress, train_set, val_set)
     lap = time.perf_counter()
     stage1 = None if args.checkpoint is not None else stage1_checkpoint(args.student_checkpoint)
+    if args.explainer_seed is not None and (stage1 is None or stage1[1]):
+        # Otherwise the seed would be silently unused: no stage 2 trains alone here.
+        raise ValueError("--explainer-seed: --student-checkpoint "
+                         f"{args.student_checkpoint!r} gives no stage-1 run to train a stage 2 "
+                         "on (none found, or its explainer is already trained)")
     if args.checkpoint is not None:
         attr, record = load_explicit_checkpoint(args.checkpoint, target, device)
     elif stage1 is not None and stage1[1]:
-        if args.explainer_seed is not None:
-            raise ValueError(f"--explainer-seed: --student-checkpoint {str(stage1[0])!r} holds a "
-                             "trained explainer, so no stage 2 runs here; give a stage-1 run")
         attr = AttentiveDistillationAttribution.load(stage1[0], forward_func=target,
                                                      map_location=device)
         record = {"source": "loaded from distill_cifar10.py's run", "path": str(stage1[0]),

@@ -257,6 +257,13 @@ def test_explainer_seed_is_refused_where_no_stage_2_runs_alone(
             capsys.readouterr().err)
 
 
+def test_explainer_seed_is_refused_where_no_stage_1_run_is_found(tmp_path: Path) -> None:
+    # 'auto' finds no finished distill_cifar10.py run in the repository.
+    with pytest.raises(ValueError, match="--explainer-seed: --student-checkpoint 'auto'"):
+        main(["--track", "cifar10", *TINY, "--n-images", "2", "--explainer-seed", "1",
+              "--data-dir", str(DATA), "--out", str(tmp_path / "out"), "--cache", "none"])
+
+
 def test_distill_cifar10_without_labels_gives_the_images_alone() -> None:
     """``--labels black-box``: items carry no label, so training uses the black box's."""
     import torch
