@@ -502,10 +502,7 @@ def explainer_on(run: Run, stage1: Path, target: torch.nn.Module) -> Distilled:
                 "val_images": args.val_images, "val_without_explained": True,
                 "batch_size": args.distill_batch_size,
                 "seed": args.seed}
-    seed = explainer_seed(args)
-    if seed != args.seed:
-        # Only a differing stage-2 seed enters the key, so earlier caches keep theirs.
-        settings["explainer_seed"] = seed
+    seed = explainer_seed(args, settings)
     changed = explainer_options(args, changed_only=True)
     if changed:
         settings["explainer"] = changed

@@ -457,17 +457,23 @@ def explainer_options(args: argparse.Namespace, changed_only: bool = False) -> d
     return options
 
 
-def explainer_seed(args: argparse.Namespace) -> int:
+def explainer_seed(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     """The seed of a stage 2 trained alone on a given student (``--explainer-seed`` or ``--seed``).
 
     Args:
         args: the parsed command line.
+        settings: the cache key's settings of that stage 2; the seed enters
+            them as ``"explainer_seed"`` only where it differs from
+            ``--seed``, so earlier caches keep their keys.
 
     Returns:
         The seed of the explanation network's initial weights and batch order.
     """
     given = getattr(args, "explainer_seed", None)
-    return args.seed if given is None else given
+    if given is None or given == args.seed:
+        return args.seed
+    settings["explainer_seed"] = given
+    return given
 
 
 def parse_methods(text: str) -> list[str]:

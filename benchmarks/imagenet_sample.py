@@ -128,10 +128,7 @@ def _retrain_explainer(args: argparse.Namespace, dataset: Dataset, select: Tenso
                 "train_images": int(rest.numel()), "select_images": int(select.numel()),
                 "batch_size": args.distill_batch_size, "seed": args.seed,
                 "train_size": args.explainer_train_size, **_explainer_options(args)}
-    seed = explainer_seed(args)
-    if seed != args.seed:
-        # Only a differing stage-2 seed enters the key, so earlier caches keep theirs.
-        settings["explainer_seed"] = seed
+    seed = explainer_seed(args, settings)
 
     def sized(images: Tensor) -> Tensor:
         size = args.explainer_train_size
