@@ -156,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     per_track("--student-lr", float, "stage-1 peak learning rate",
               "the library's (its fine-tuning one for a pretrained student)")
     per_track("--student-depth", int, "depth of the CIFAR-style student", "unused")
+    parser.add_argument("--perturb-share", type=float, default=0.0,
+                        help="stage 1's perturbation matching (DistillConfig.perturb_share) "
+                             "where this run distils the student: synthetic, and "
+                             "imagenet-sample without --student-from (cifar10's stage 1 is "
+                             "distill_cifar10.py's, with its own --perturb-share); default 0, "
+                             "plain KD")
     # Stage 2's settings: on cifar10 and imagenet-sample they replace the library's
     # defaults, on synthetic the demo's stage-2 settings of the same name.
     parser.add_argument("--explainer-objective", choices=OBJECTIVES,
@@ -183,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     for module in TRACKS.values():
         module.add_arguments(parser.add_argument_group(f"track {module.NAME}"))
     return parser
+
+
+def _distils_student(args: argparse.Namespace) -> bool:
+    """Whether this run trains stage 1 itself (what --perturb-share changes)."""
+    if args.checkpoint is not None or args.track == cifar10.NAME:
+        return False
+    return args.track != imagenet_sample.NAME or args.student_from is None
 
 
 def _stage2_alone(args: argparse.Namespace) -> bool:
@@ -230,6 +243,12 @@ def resolve_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--explainer-seed seeds a stage 2 trained on a given student: use it with "
                      "--track cifar10 --student-checkpoint RUN or --track imagenet-sample "
                      "--student-from CHECKPOINT (and without --checkpoint)")
+    if not 0.0 <= args.perturb_share < 1.0:
+        parser.error(f"--perturb-share must be in [0, 1), got {args.perturb_share:g}")
+    if args.perturb_share and not _distils_student(args):
+        parser.error("--perturb-share changes a stage 1 this run does not train: use it on "
+                     "synthetic, or on imagenet-sample without --student-from (and without "
+                     "--checkpoint); cifar10's students come from distill_cifar10.py")
     if args.checkpoint is not None and not (args.checkpoint / "config.json").is_file():
         parser.error(f"--checkpoint {str(args.checkpoint)!r} holds no checkpoint (no "
                      "config.json)")

@@ -63,9 +63,6 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="synthetic: held-out images (the first --n-images are explained)")
     group.add_argument("--target-epochs", type=int, default=_DEMO.target_epochs,
                        help="synthetic: epochs of training the black box")
-    group.add_argument("--perturb-share", type=float, default=0.0,
-                       help="synthetic: stage 1's perturbation matching "
-                            "(DistillConfig.perturb_share; the demo's is 0)")
     group.add_argument("--black-box", type=Path,
                        help="synthetic: a black_box.safetensors to explain instead of "
                             "training one (e.g. benchmarks/checkpoints/synthetic/"

@@ -200,14 +200,15 @@ def perturb(
     cells = int(torch.randint(4, 9, (1,), generator=generator))
     coarse = torch.rand(n, 1, cells, cells, generator=generator)
     scores = torch.where(
-        torch.tensor([masks[k] == "smooth" for k in kind])[:, None, None, None],
+        torch.tensor([masks[k] == "smooth" for k in kind], dtype=torch.bool)[:, None, None, None],
         F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False),
         torch.rand(n, 1, h, w, generator=generator))
     # Ranks, not values: an exact kept share whatever the scores' distribution.
     ranks = scores.flatten(1).argsort(1).argsort(1).reshape(n, 1, h, w)
     mask = (ranks < (keep * h * w).round()[:, None, None, None]).to(images)
     blurred = gaussian_blur(images, *blur) if "blur" in substrates else images
-    use_blur = torch.tensor([substrates[s] == "blur" for s in substrate])[:, None, None, None]
+    use_blur = torch.tensor([substrates[s] == "blur" for s in substrate],
+                            dtype=torch.bool)[:, None, None, None]
     base = torch.where(use_blur.to(images.device), blurred, torch.zeros_like(images))
     return mask * images + (1 - mask) * base
 

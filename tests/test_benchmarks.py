@@ -203,10 +203,14 @@ def test_imagenet_sample_track(tmp_path: Path) -> None:
     # the methods explain and are scored on the first two.
     results = main(["--track", "imagenet-sample", *TINY, "--methods", ",".join(methods),
                     "--seed", "2", "--n-images", "3", "--score-images", "2",
-                    "--train-images", "2", "--select-images", "1",
+                    "--train-images", "2", "--select-images", "1", "--perturb-share", "0.5",
                     "--distill-batch-size", "2", "--step", "12544", "--data-dir", str(DATA),
                     "--out", str(out), "--cache", "none"])
     check_results(out, "imagenet-sample", [METHOD_LABELS[k] for k in methods])
+    # Perturbation matching reaches stage 1 and the settings (the cache key).
+    assert results["distillation"]["settings"]["perturb_share"] == 0.5
+    student_config = read_config(out / "checkpoint")["metadata"]["training"]["student"]["config"]
+    assert student_config["perturb_share"] == 0.5
     assert results["data"]["train_images"] == 1 and results["data"]["select_images"] == 1
     assert results["data"]["dog_images"] >= 1
     assert results["distillation"]["settings"]["select_images"] == 1
@@ -255,6 +259,21 @@ def test_explainer_seed_is_refused_where_no_stage_2_runs_alone(
             resolve_args([*refused, "--explainer-seed", "1"])
         assert "--explainer-seed seeds a stage 2 trained on a given student" in (
             capsys.readouterr().err)
+
+
+def test_perturb_share_is_refused_where_no_stage_1_is_trained(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    for track in ("synthetic", "imagenet-sample"):
+        assert resolve_args(["--track", track, "--perturb-share", "0.4"]).perturb_share == 0.4
+    for refused in (["--track", "cifar10"],
+                    ["--track", "imagenet-sample", "--student-from", "benchmarks/checkpoints/x"]):
+        with pytest.raises(SystemExit):
+            resolve_args([*refused, "--perturb-share", "0.4"])
+        assert "--perturb-share changes a stage 1 this run does not train" in (
+            capsys.readouterr().err)
+    with pytest.raises(SystemExit):
+        resolve_args(["--track", "synthetic", "--perturb-share", "1"])
+    assert "--perturb-share must be in [0, 1), got 1" in capsys.readouterr().err
 
 
 def test_explainer_seed_is_refused_where_no_stage_1_run_is_found(tmp_path: Path) -> None:

@@ -353,6 +353,8 @@ def test_perturbed_copies_are_seeded_and_use_the_asked_masks_and_substrates():
     smooth = perturb(images, torch.Generator().manual_seed(0), masks=("smooth",))
     scattered = perturb(images, torch.Generator().manual_seed(0), masks=("scattered",))
     assert edges(smooth) < 0.5 * edges(scattered)
+    # A batch too small to give a copy (share x batch rounds to 0) gives none.
+    assert perturb(images[:0], torch.Generator().manual_seed(0)).shape == (0, 3, 16, 16)
 
 
 def test_soft_top_k_keeps_each_share_and_passes_gradients():
