@@ -144,17 +144,19 @@ def _retrain_explainer(args: argparse.Namespace, dataset: Dataset, select: Tenso
         torch.manual_seed(seed)
         explainer = ExplanationNet.for_student(given.student,
                                                first_stage=args.explainer_first_stage)
-        attr = train_explainer(
+        return train_explainer(
             black_box, TensorDataset(sized(x)), student=given.student, explainer=explainer,
             val_data=TensorDataset(sized(x_select), y_select), epochs=args.explainer_epochs,
             batch_size=args.distill_batch_size, normalization=NORMALIZATION, device=device,
             seed=seed, out=run_dir, resume=run_dir is not None, quiet=not progress,
             **_explainer_options(args))
-        # The pair is applied at the size the student was distilled at.
-        attr.input_size = given.input_size
-        return attr
 
-    return cached_attribution(NAME + "-explainer", settings, target, device, args.cache, train)
+    attr, record = cached_attribution(NAME + "-explainer", settings, target, device, args.cache,
+                                      train)
+    # The pair is applied at the size the student was distilled at, not the explainer's
+    # training size (which the run directory, and so a cache entry, records).
+    attr.input_size = given.input_size
+    return attr, record
 
 
 def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> TrackSetup:
@@ -259,8 +261,13 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
 
     agree = target_pred == student_pred
     fidelity = (attr.metadata.get("fidelity") or {}).get("student") or {}
+    student_config = ((attr.metadata.get("training") or {}).get("student") or {}).get(
+        "config") or {}
+    # Stage 1 keeps its epoch by the mean of clean and perturbed agreement when it matches.
+    by = ("the mean of clean and perturbed agreement" if student_config.get("perturb_share")
+          else "agreement")
     kept = ("" if fidelity.get("best_epoch") is None else
-            f", best epoch {fidelity['best_epoch']} by agreement on {fidelity['images']} other "
+            f", best epoch {fidelity['best_epoch']} by {by} on {fidelity['images']} other "
             "distillation photos kept out of training (never on these)")
     figures = {
         "agreement": percent(agree), "agreement_dogs": percent(agree, dogs),

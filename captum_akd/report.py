@@ -214,7 +214,7 @@ def paired_table(
 
     Returns:
         The table (header, separator, one row per other method), or ``""``
-        when ``reference`` is not in the comparison.
+        when ``reference`` is not in the comparison or no other method is.
 
     Examples::
 
@@ -233,7 +233,7 @@ def paired_table(
         >>> table.splitlines()[2].startswith("| Edges (control) | ")
         True
     """
-    if reference not in comparison:
+    if reference not in comparison or len(comparison.methods) < 2:
         return ""
     paired = paired or paired_differences(comparison, reference, None, confidence,
                                           n_resamples, seed)

@@ -211,6 +211,7 @@ def test_imagenet_sample_track(tmp_path: Path) -> None:
     assert results["distillation"]["settings"]["perturb_share"] == 0.5
     student_config = read_config(out / "checkpoint")["metadata"]["training"]["student"]["config"]
     assert student_config["perturb_share"] == 0.5
+    assert "by the mean of clean and perturbed agreement" in (out / "results.md").read_text()
     assert results["data"]["train_images"] == 1 and results["data"]["select_images"] == 1
     assert results["data"]["dog_images"] >= 1
     assert results["distillation"]["settings"]["select_images"] == 1
@@ -230,21 +231,26 @@ def test_imagenet_sample_track_retrains_the_explainer_of_a_committed_student(
         tmp_path: Path) -> None:
     pytest.importorskip("efficientnet_lite_pytorch")
     committed = Path(__file__).resolve().parents[1] / "benchmarks/checkpoints/imagenet-sample"
+    command = ["--track", "imagenet-sample", *TINY, "--methods", "akd",
+               "--n-images", "2", "--train-images", "3", "--select-images", "1",
+               "--student-from", str(committed), "--explainer-objective", "curve",
+               "--explainer-budgets", "2", "--explainer-destroy", "both",
+               "--explainer-train-size", "96", "--explainer-seed", "3",
+               "--distill-batch-size", "2", "--step", "12544", "--data-dir", str(DATA),
+               "--cache", str(tmp_path / "cache")]
     out = tmp_path / "imagenet"
-    results = main(["--track", "imagenet-sample", *TINY, "--methods", "akd",
-                    "--n-images", "2", "--train-images", "3", "--select-images", "1",
-                    "--student-from", str(committed), "--explainer-objective", "curve",
-                    "--explainer-budgets", "2", "--explainer-destroy", "both",
-                    "--explainer-train-size", "96", "--explainer-seed", "3",
-                    "--distill-batch-size", "2", "--step", "12544", "--data-dir", str(DATA),
-                    "--out", str(out), "--cache", "none"])
+    results = main([*command, "--out", str(out)])
     settings = results["distillation"]["settings"]
     assert settings["objective"] == "curve" and settings["select_images"] == 1
     # Stage 2 alone takes the other seed; the photos stay --seed's.
     assert settings["explainer_seed"] == 3 and settings["seed"] == 0
     assert settings["train_images"] == 2 and settings["train_size"] == 96
-    # Trained on 96 px photos, applied (and recorded) at the student's 260 px.
+    # Trained on 96 px photos, applied (and recorded) at the student's 260 px, also when
+    # a later run loads the pair from the cache (whose run directory says 96 px).
     assert read_config(out / "checkpoint")["metadata"]["input_size"] == [260, 260]
+    again = main([*command, "--out", str(tmp_path / "again")])
+    assert again["distillation"]["source"] == "loaded from the cache"
+    assert read_config(tmp_path / "again" / "checkpoint")["metadata"]["input_size"] == [260, 260]
     assert settings["student_sha256"] == json.loads(
         (committed / "config.json").read_text())["weights_sha256"]["student.safetensors"]
     assert results["evaluations"]["full"]["n_images"] == 2

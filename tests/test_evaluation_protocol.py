@@ -149,6 +149,9 @@ def test_a_table_says_tie_when_the_interval_crosses_zero():
     assert cells[2].startswith("-0.0800 [") and cells[2].endswith(" better")
     paired = paired_differences(comparison, AKD_LABEL, n_resamples=2000)["Other"]
     assert paired["insertion"].low < 0 < paired["insertion"].high
+    # Nothing to pair AKD with (a run that scored AKD alone): no table, not a header alone.
+    alone = Comparison([akd], torch.zeros(4, dtype=torch.long), akd.speed, {"n_images": 4})
+    assert paired_table(alone, AKD_LABEL, ["insertion"], n_resamples=100) == ""
 
 
 def test_goals_follow_the_interval_rule():

@@ -83,6 +83,9 @@ def table(lines: list[str]) -> list[str]:
     """A Markdown pipe table as a ``list-table``."""
     header = _cells(lines[0])
     rows = [_cells(line) for line in lines[2:]]
+    if not rows:
+        # A list-table needs a body; an older report may hold a header alone.
+        return [f"({escape(', '.join(header))}: no rows)", ""]
     width = len(header)
     out = [".. list-table::", "   :header-rows: 1", ""]
     for row in [header, *rows]:
