@@ -237,7 +237,7 @@ def test_imagenet_sample_track_retrains_the_explainer_of_a_committed_student(
                "--explainer-budgets", "2", "--explainer-destroy", "both",
                "--explainer-train-size", "96", "--explainer-seed", "3",
                "--distill-batch-size", "2", "--step", "12544", "--data-dir", str(DATA),
-               "--cache", str(tmp_path / "cache")]
+               "--no-controls", "--road-images", "0", "--cache", str(tmp_path / "cache")]
     out = tmp_path / "imagenet"
     results = main([*command, "--out", str(out)])
     settings = results["distillation"]["settings"]
