@@ -24,17 +24,15 @@ without the first images' evaluation (no slow method) pairs there with its
 own scores of those images from the full evaluation.
 """
 
-import json
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "explainer_objective"))
-from seed_means import paired_cells, print_gap_halving  # noqa: E402
+from seed_means import paired_cells, print_gap_halving, run_rows  # noqa: E402
 
-#: per-image keys of a track's results.json -> captum_akd.evaluation.METRICS names.
-KEYS = {"insertion_auc": "insertion", "deletion_auc": "deletion",
-        "deletion_blur_auc": "deletion_blur", "road_combined": "road_combined"}
+#: The metrics paired (no energy pointing game: CIFAR-10 has no part masks).
+METRICS = ("insertion", "deletion", "deletion_blur", "road_combined")
 FULL = [("n:AKD (ours)", "r:AKD (ours)"), ("n:AKD (ours)", "n:Grad-CAM"),
         ("r:AKD (ours)", "r:Grad-CAM"), ("n:AKD (ours)", "n:Layer-wise CAM"),
         ("n:AKD (ours)", "n:Uniform noise (control)"),
@@ -47,24 +45,14 @@ SUBSET = [("n:AKD (ours)", "n:RISE"), ("n:AKD (ours)", "n:RISE on student"),
           ("n:RISE", "r:RISE")]
 
 
-def rows(path: Path, tag: str, part: str) -> tuple[list[str], dict[str, dict[str, list[float]]]]:
-    """The image ids and every method's per-image scores of one evaluation, named ``tag:method``."""
-    evaluation = json.loads(path.read_text())["evaluations"].get(part)
-    if evaluation is None:
-        return [], {}
-    return evaluation["image_ids"], {
-        f"{tag}:{name}": {KEYS[k]: v for k, v in entry["per_image"].items() if k in KEYS}
-        for name, entry in evaluation["methods"].items()}
-
-
 def table(part: str, new_dir: Path, recorded_dir: Path) -> dict[str, dict[str, list[float]]]:
     """Both runs' rows of one evaluation, after checking they scored the same images."""
-    ids_n, new = rows(new_dir / "results.json", "n", part)
-    ids_r, recorded = rows(recorded_dir / "results.json", "r", part)
+    ids_n, new = run_rows(new_dir / "results.json", "n", part, METRICS)
+    ids_r, recorded = run_rows(recorded_dir / "results.json", "r", part, METRICS)
     if not ids_n and ids_r:
         # A run without the slow methods has no subset: its first images are the same
         # per-image scores (each image is scored alone), so the full rows serve.
-        ids_n, new = rows(new_dir / "results.json", "n", "full")
+        ids_n, new = run_rows(new_dir / "results.json", "n", "full", METRICS)
         ids_n, new = ids_n[:len(ids_r)], {k: {m: v[:len(ids_r)] for m, v in scores.items()}
                                           for k, scores in new.items()}
     if ids_n != ids_r[:len(ids_n)]:

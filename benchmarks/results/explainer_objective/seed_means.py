@@ -8,15 +8,41 @@ seeds (one number per image and metric: what a user who picks a seed at random
 gets on that image, in expectation), prints a cell per metric (mean and 95 %
 bootstrap interval, 10,000 resamples, seed 0) and pairs each VARIANT with BASE
 and with Grad-CAM image by image.
+
+The pairing scripts beside other runs' results import from here: ``run_rows``
+reads a ``results.json`` of ``benchmarks.run``, ``paired_cells`` prints the
+paired differences and ``print_gap_halving`` issue 23's check on the
+explainer's own gap (``explainer_gap``).
 """
 
 import json
 import statistics
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 from captum_akd.evaluation import METRICS
 from captum_akd.metrics import bootstrap_interval, paired_comparison
+
+#: Per-image keys of a ``benchmarks.run`` results.json -> captum_akd.evaluation.METRICS names.
+RUN_KEYS = {"insertion_auc": "insertion", "deletion_auc": "deletion",
+            "deletion_blur_auc": "deletion_blur", "road_combined": "road_combined",
+            "energy": "energy_pointing_game"}
+
+
+def run_rows(path: Path, tag: str, part: str = "full",
+             metrics: tuple[str, ...] = tuple(RUN_KEYS.values()),
+             ) -> tuple[list[str], dict[str, dict[str, list[float]]]]:
+    """The image ids and every method's per-image scores of one evaluation (``part``) of a
+    ``benchmarks.run`` results.json, rows named ``tag:method``; nothing if the run has no
+    such evaluation."""
+    evaluation = json.loads(Path(path).read_text())["evaluations"].get(part)
+    if evaluation is None:
+        return [], {}
+    return evaluation["image_ids"], {
+        f"{tag}:{name}": {RUN_KEYS[k]: v for k, v in entry["per_image"].items()
+                          if RUN_KEYS.get(k) in metrics}
+        for name, entry in evaluation["methods"].items()}
 
 
 def seed_means(rows: dict) -> tuple[dict[str, dict[str, list[float]]], dict[str, int]]:
@@ -58,17 +84,23 @@ def paired_cells(scores: dict[str, list[float]], reference: dict[str, list[float
     return "; ".join(parts)
 
 
+def explainer_gap(scores: dict[str, dict[str, list[float]]], tag: str) -> dict[str, list[float]]:
+    """Per image, how far the run ``tag``'s AKD falls short of RISE on its student (both
+    judged by the black box) on insertion and both deletions; below 0 AKD is ahead."""
+    return {metric: [sign * (s - a) for s, a in zip(scores[f"{tag}:RISE on student"][metric],
+                                                    scores[f"{tag}:AKD (ours)"][metric],
+                                                    strict=True)]
+            for metric, sign in (("insertion", 1), ("deletion", -1), ("deletion_blur", -1))}
+
+
 def print_gap_halving(scores: dict[str, dict[str, list[float]]]) -> None:
     """Issue 23's halving check of the explainer's own gap, for the two runs tagged
     ``n:`` (new) and ``r:`` (recorded) in ``scores``."""
-    for metric, sign in (("insertion", 1), ("deletion", -1), ("deletion_blur", -1)):
-        # Signed so that a gap above 0 is AKD short of RISE on its student.
-        gap = {tag: [sign * (s - a) for s, a in zip(scores[f"{tag}:RISE on student"][metric],
-                                                    scores[f"{tag}:AKD (ours)"][metric],
-                                                    strict=True)]
-               for tag in "nr"}
-        new, old = bootstrap_interval(gap["n"]), bootstrap_interval(gap["r"])
-        excess = bootstrap_interval([g - h / 2 for g, h in zip(gap["n"], gap["r"], strict=True)])
+    new_gap, old_gap = explainer_gap(scores, "n"), explainer_gap(scores, "r")
+    for metric, gap in new_gap.items():
+        new, old = bootstrap_interval(gap), bootstrap_interval(old_gap[metric])
+        excess = bootstrap_interval([g - h / 2 for g, h in zip(gap, old_gap[metric],
+                                                                strict=True)])
         print(f"{metric}: new {new.mean:+.4f} [{new.low:+.4f}, {new.high:+.4f}], recorded "
               f"{old.mean:+.4f} [{old.low:+.4f}, {old.high:+.4f}]; new minus half the recorded "
               f"{excess.mean:+.4f} [{excess.low:+.4f}, {excess.high:+.4f}]")

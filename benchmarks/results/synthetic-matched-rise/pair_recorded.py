@@ -11,18 +11,13 @@ same maps. It prints the paired differences (95 % bootstrap, 10,000 resamples,
 seed 0) that results.md quotes.
 """
 
-import json
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "explainer_objective"))
-from seed_means import paired_cells  # noqa: E402
+from seed_means import paired_cells, run_rows  # noqa: E402
 
-#: per-image keys of a track's results.json -> captum_akd.evaluation.METRICS names.
-KEYS = {"insertion_auc": "insertion", "deletion_auc": "deletion",
-        "deletion_blur_auc": "deletion_blur", "road_combined": "road_combined",
-        "energy": "energy_pointing_game"}
 PAIRS = [("n:AKD (ours)", "r:AKD (ours)"), ("n:AKD (ours)", "n:Grad-CAM"),
          ("n:AKD (ours)", "n:RISE"), ("n:AKD (ours)", "n:RISE on student"),
          ("r:AKD (ours)", "r:RISE on student"),
@@ -30,16 +25,9 @@ PAIRS = [("n:AKD (ours)", "r:AKD (ours)"), ("n:AKD (ours)", "n:Grad-CAM"),
          ("n:RISE on student", "r:RISE on student"), ("n:Grad-CAM", "r:Grad-CAM")]
 
 
-def rows(path: Path, tag: str) -> dict[str, dict[str, list[float]]]:
-    """Every method's per-image scores in one results.json, named ``tag:method``."""
-    methods = json.loads(path.read_text())["evaluations"]["full"]["methods"]
-    return {f"{tag}:{name}": {KEYS[k]: v for k, v in entry["per_image"].items() if k in KEYS}
-            for name, entry in methods.items()}
-
-
 def main() -> None:
-    table = {**rows(HERE / "results.json", "n"),
-             **rows(HERE.parent / "synthetic-curve" / "results.json", "r")}
+    table = {**run_rows(HERE / "results.json", "n")[1],
+             **run_rows(HERE.parent / "synthetic-curve" / "results.json", "r")[1]}
     for a, b in PAIRS:
         print(f"{a} minus {b}: " + paired_cells(table[a], table[b]))
 

@@ -20,9 +20,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE.parent / "synthetic-matched-rise"))
-from pair_recorded import rows  # noqa: E402
-from seed_means import paired_cells  # noqa: E402
+sys.path.insert(0, str(HERE.parent / "explainer_objective"))
+from seed_means import paired_cells, run_rows  # noqa: E402
 
 from captum_akd.metrics import bootstrap_interval  # noqa: E402
 
@@ -41,7 +40,7 @@ PAIRS = [("n:AKD (ours)", "n:Grad-CAM"), ("n:AKD (ours)", "n:RISE"),
 def main() -> None:
     table = {}
     for tag, folder in RUNS.items():
-        table.update(rows(folder / "results.json", tag))
+        table.update(run_rows(folder / "results.json", tag)[1])
     for a, b in PAIRS:
         print(f"{a} minus {b}: " + paired_cells(table[a], table[b]))
     rise = table["n:RISE"]

@@ -19,9 +19,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE.parent / "synthetic-matched-rise"))
-from pair_recorded import rows  # noqa: E402
-from seed_means import paired_cells, print_gap_halving  # noqa: E402
+sys.path.insert(0, str(HERE.parent / "explainer_objective"))
+from seed_means import paired_cells, print_gap_halving, run_rows  # noqa: E402
 
 PAIRS = [("n:AKD (ours)", "r:AKD (ours)"), ("n:AKD (ours)", "n:Grad-CAM"),
          ("n:AKD (ours)", "n:RISE"), ("n:AKD (ours)", "n:LIME"),
@@ -30,8 +29,8 @@ PAIRS = [("n:AKD (ours)", "r:AKD (ours)"), ("n:AKD (ours)", "n:Grad-CAM"),
 
 
 def main() -> None:
-    table = {**rows(HERE / "results.json", "n"),
-             **rows(HERE.parent / "synthetic-curve" / "results.json", "r")}
+    table = {**run_rows(HERE / "results.json", "n")[1],
+             **run_rows(HERE.parent / "synthetic-curve" / "results.json", "r")[1]}
     for a, b in PAIRS:
         print(f"{a} minus {b}: " + paired_cells(table[a], table[b]))
     print("## explainer's own gap (how far AKD falls short of RISE on the student; "

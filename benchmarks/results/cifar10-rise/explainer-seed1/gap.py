@@ -9,27 +9,30 @@ deletions (below 0 AKD is ahead), with 95 % bootstrap intervals (10,000
 resamples, seed 0).
 """
 
-import json
+import sys
 from pathlib import Path
 
 from captum_akd.metrics import bootstrap_interval
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parents[1] / "explainer_objective"))
+from seed_means import RUN_KEYS, explainer_gap, run_rows  # noqa: E402
 
 
 def main() -> None:
-    new = json.loads((HERE / "results.json").read_text())["evaluations"]["full"]
-    record = json.loads((HERE.parents[1] / "cifar10" / "results.json").read_text())
-    subset = record["evaluations"]["subset"]
-    n = len(subset["image_ids"])
-    if new["image_ids"][:n] != subset["image_ids"]:
+    gap_metrics = ("insertion", "deletion", "deletion_blur")
+    ids, new = run_rows(HERE / "results.json", "n", "full", gap_metrics)
+    subset, record = run_rows(HERE.parents[1] / "cifar10" / "results.json", "r", "subset",
+                              gap_metrics)
+    n = len(subset)
+    if ids[:n] != subset:
         raise SystemExit("the two runs scored different images")
-    akd = new["methods"]["AKD (ours)"]["per_image"]
-    ceiling = subset["methods"]["RISE on student"]["per_image"]
-    for key, sign in (("insertion_auc", 1), ("deletion_auc", -1), ("deletion_blur_auc", -1)):
-        ci = bootstrap_interval([sign * (c - a) for c, a in zip(ceiling[key], akd[key][:n],
-                                                                 strict=True)])
-        print(f"{key}: {ci.mean:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}]")
+    scores = {"n:AKD (ours)": {m: v[:n] for m, v in new["n:AKD (ours)"].items()},
+              "n:RISE on student": record["r:RISE on student"]}
+    names = {metric: key for key, metric in RUN_KEYS.items()}
+    for metric, gap in explainer_gap(scores, "n").items():
+        ci = bootstrap_interval(gap)
+        print(f"{names[metric]}: {ci.mean:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}]")
 
 
 if __name__ == "__main__":
