@@ -457,6 +457,32 @@ def explainer_options(args: argparse.Namespace, changed_only: bool = False) -> d
     return options
 
 
+def perturb_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Stage 1's perturbation-matching settings of the ``--perturb-*`` options that were given.
+
+    Args:
+        args: the parsed command line (``perturb_share``, ``perturb_substrates``,
+            ``perturb_masks``).
+
+    Returns:
+        ``{DistillConfig field: value}`` for the share where it is above 0 and
+        for the substrates and mask kinds where given; empty for plain KD, so
+        a plain run's cache key and stage-1 settings stay what they were.
+
+    Examples:
+        >>> import argparse
+        >>> perturb_options(argparse.Namespace(perturb_share=0.4,
+        ...                                    perturb_substrates="blur", perturb_masks=None))
+        {'perturb_share': 0.4, 'perturb_substrates': 'blur'}
+    """
+    if not args.perturb_share:
+        return {}
+    given = {"perturb_share": args.perturb_share,
+             "perturb_substrates": getattr(args, "perturb_substrates", None),
+             "perturb_masks": getattr(args, "perturb_masks", None)}
+    return {key: value for key, value in given.items() if value is not None}
+
+
 def explainer_seed(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     """The seed of a stage 2 trained alone on a given student (``--explainer-seed`` or ``--seed``).
 

@@ -33,6 +33,7 @@ from benchmarks.common import (
     explainer_options,
     explainer_seed,
     load_explicit_checkpoint,
+    perturb_options,
     predictions,
 )
 from captum_akd import AttentiveDistillationAttribution
@@ -217,8 +218,7 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
                     "explainer_first_stage": args.explainer_first_stage,
                     "distill_labels": args.distill_labels,
                     "batch_size": args.distill_batch_size, "seed": args.seed}
-        if args.perturb_share:  # absent at 0, so plain runs keep their cache keys
-            settings["perturb_share"] = args.perturb_share
+        settings.update(perturb_options(args))  # absent for plain KD: old cache keys hold
         if explainer_options(args, changed_only=True):
             settings["explainer"] = _explainer_options(args)
 
@@ -238,7 +238,7 @@ def prepare(args: argparse.Namespace, device: torch.device, progress: bool) -> T
                 # 880 photos: augment them. The student starts from its public weights,
                 # so the other fine-tuning defaults (frozen first epoch, no warm-up) apply.
                 student_config={"crop": "resized", "mixup": args.mixup, "lr": args.student_lr,
-                                "perturb_share": args.perturb_share},
+                                **perturb_options(args)},
                 explainer_config=_explainer_options(args),
                 batch_size=args.distill_batch_size, normalization=NORMALIZATION,
                 device=device, seed=args.seed, out=run_dir, resume=run_dir is not None,

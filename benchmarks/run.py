@@ -62,7 +62,7 @@ from benchmarks.common import (
     slice_of,
     write_results,
 )
-from captum_akd.distill.config import OBJECTIVES
+from captum_akd.distill.config import OBJECTIVES, PERTURB_CHOICES, SUBSTRATE_CHOICES
 
 TRACKS: dict[str, Track] = {
     "synthetic": synthetic,
@@ -162,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "imagenet-sample without --student-from (cifar10's stage 1 is "
                              "distill_cifar10.py's, with its own --perturb-share); default 0, "
                              "plain KD")
+    parser.add_argument("--perturb-substrates", choices=SUBSTRATE_CHOICES,
+                        help="what the removed pixels of those copies become "
+                             "(DistillConfig.perturb_substrates; default: the library's, both); "
+                             "only with --perturb-share")
+    parser.add_argument("--perturb-masks", choices=PERTURB_CHOICES,
+                        help="mask kinds of those copies (DistillConfig.perturb_masks; default: "
+                             "the library's, both); only with --perturb-share")
     # Stage 2's settings: on cifar10 and imagenet-sample they replace the library's
     # defaults, on synthetic the demo's stage-2 settings of the same name.
     parser.add_argument("--explainer-objective", choices=OBJECTIVES,
@@ -249,6 +256,10 @@ def resolve_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--perturb-share changes a stage 1 this run does not train: use it on "
                      "synthetic, or on imagenet-sample without --student-from (and without "
                      "--checkpoint); cifar10's students come from distill_cifar10.py")
+    for name in ("perturb_substrates", "perturb_masks"):
+        if getattr(args, name) is not None and not args.perturb_share:
+            parser.error(f"--{name.replace('_', '-')} sets the perturbed copies of stage 1's "
+                         "perturbation matching: give --perturb-share above 0 too")
     if args.checkpoint is not None and not (args.checkpoint / "config.json").is_file():
         parser.error(f"--checkpoint {str(args.checkpoint)!r} holds no checkpoint (no "
                      "config.json)")

@@ -25,6 +25,7 @@ from benchmarks.common import (
     TrackSetup,
     cached_attribution,
     load_explicit_checkpoint,
+    perturb_options,
     predictions,
     settings_key,
 )
@@ -87,7 +88,7 @@ def demo_settings(args: argparse.Namespace) -> DemoSettings:
         student_depth=args.student_depth, rise_masks=args.rise_masks,
         lime_samples=args.lime_samples, slow_speed_images=args.speed_images,
         step=args.step, seed=args.seed,
-        student_options={"perturb_share": args.perturb_share} if args.perturb_share else {},
+        student_options=perturb_options(args),
         explainer_options={**_DEMO.explainer_options, **given_explainer_options(args)},
     )
 

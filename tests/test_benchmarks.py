@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.common import METHOD_LABELS  # noqa: E402
+from benchmarks.common import METHOD_LABELS, perturb_options  # noqa: E402
 from benchmarks.run import main, resolve_args  # noqa: E402
 from benchmarks.synthetic import demo_settings, load_black_box  # noqa: E402
 from captum_akd import AttentiveDistillationAttribution  # noqa: E402
@@ -204,13 +204,17 @@ def test_imagenet_sample_track(tmp_path: Path) -> None:
     results = main(["--track", "imagenet-sample", *TINY, "--methods", ",".join(methods),
                     "--seed", "2", "--n-images", "3", "--score-images", "2",
                     "--train-images", "2", "--select-images", "1", "--perturb-share", "0.5",
-                    "--distill-batch-size", "2", "--step", "12544", "--data-dir", str(DATA),
+                    "--perturb-substrates", "blur", "--distill-batch-size", "2",
+                    "--step", "12544", "--data-dir", str(DATA),
                     "--out", str(out), "--cache", "none"])
     check_results(out, "imagenet-sample", [METHOD_LABELS[k] for k in methods])
     # Perturbation matching reaches stage 1 and the settings (the cache key).
     assert results["distillation"]["settings"]["perturb_share"] == 0.5
     student_config = read_config(out / "checkpoint")["metadata"]["training"]["student"]["config"]
     assert student_config["perturb_share"] == 0.5
+    assert results["distillation"]["settings"]["perturb_substrates"] == "blur"
+    assert student_config["perturb_substrates"] == "blur"
+    assert student_config["perturb_masks"] == "both"
     assert "by the mean of clean and perturbed agreement" in (out / "results.md").read_text()
     assert results["data"]["train_images"] == 1 and results["data"]["select_images"] == 1
     assert results["data"]["dog_images"] >= 1
@@ -280,6 +284,15 @@ def test_perturb_share_is_refused_where_no_stage_1_is_trained(
     with pytest.raises(SystemExit):
         resolve_args(["--track", "synthetic", "--perturb-share", "1"])
     assert "--perturb-share must be in [0, 1), got 1" in capsys.readouterr().err
+    # The copies' substrates and masks mean nothing without copies.
+    for option in (["--perturb-substrates", "blur"], ["--perturb-masks", "smooth"]):
+        with pytest.raises(SystemExit):
+            resolve_args(["--track", "synthetic", *option])
+        assert f"{option[0]} sets the perturbed copies" in capsys.readouterr().err
+    args = resolve_args(["--track", "synthetic", "--perturb-share", "0.4",
+                         "--perturb-substrates", "blur"])
+    assert perturb_options(args) == {"perturb_share": 0.4, "perturb_substrates": "blur"}
+    assert perturb_options(resolve_args(["--track", "synthetic"])) == {}
 
 
 def test_explainer_seed_is_refused_where_no_stage_1_run_is_found(tmp_path: Path) -> None:
