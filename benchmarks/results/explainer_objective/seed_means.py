@@ -11,8 +11,9 @@ and with Grad-CAM image by image.
 
 The pairing scripts beside other runs' results import from here: ``run_rows``
 reads a ``results.json`` of ``benchmarks.run``, ``paired_cells`` prints the
-paired differences and ``print_gap_halving`` issue 23's check on the
-explainer's own gap (``explainer_gap``).
+paired differences, ``print_gap_halving`` issue 23's check on the
+explainer's own gap (``explainer_gap``) and ``print_transfer_halving`` issue
+22's on the surrogate's transfer loss.
 """
 
 import json
@@ -91,6 +92,25 @@ def explainer_gap(scores: dict[str, dict[str, list[float]]], tag: str) -> dict[s
                                                     scores[f"{tag}:AKD (ours)"][metric],
                                                     strict=True)]
             for metric, sign in (("insertion", 1), ("deletion", -1), ("deletion_blur", -1))}
+
+
+def print_transfer_halving(scores: dict[str, dict[str, list[float]]], tags: tuple[str, ...],
+                           rise: str, plain: str) -> None:
+    """Issue 22's halving check of the deletion transfer loss (RISE on the student minus RISE
+    on the black box ``rise``) for each run in ``tags``, against the plain student ``plain``'s:
+    the loss has at least halved where loss minus half the plain one is at most 0 or ties."""
+    for tag in tags:
+        matched = scores[f"{tag}:RISE on student"]
+        for metric in ("deletion", "deletion_blur"):
+            # Deletion: lower is better, so the loss is student minus black box.
+            loss = [s - r for s, r in zip(matched[metric], scores[rise][metric], strict=True)]
+            old = [s - r for s, r in zip(scores[plain][metric], scores[rise][metric],
+                                         strict=True)]
+            ci = bootstrap_interval([a - 0.5 * b for a, b in zip(loss, old, strict=True)])
+            cut = 1 - sum(loss) / sum(old)
+            print(f"{tag}: {metric} transfer loss {sum(loss) / len(loss):.4f} against plain "
+                  f"{sum(old) / len(old):.4f} ({cut:.0%} cut); loss minus half plain's "
+                  f"{ci.mean:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}]")
 
 
 def print_gap_halving(scores: dict[str, dict[str, list[float]]]) -> None:

@@ -21,9 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "explainer_objective"))
-from seed_means import paired_cells, run_rows  # noqa: E402
-
-from captum_akd.metrics import bootstrap_interval  # noqa: E402
+from seed_means import paired_cells, print_transfer_halving, run_rows  # noqa: E402
 
 RUNS = {"n": HERE, "m": HERE.parent / "synthetic-matched-rise",
         "p": HERE.parent / "synthetic-matched-rise" / "plain-10-epochs",
@@ -43,20 +41,7 @@ def main() -> None:
         table.update(run_rows(folder / "results.json", tag)[1])
     for a, b in PAIRS:
         print(f"{a} minus {b}: " + paired_cells(table[a], table[b]))
-    rise = table["n:RISE"]
-    plain = table["p:RISE on student"]
-    for tag in ("n", "m"):
-        matched = table[f"{tag}:RISE on student"]
-        for metric in ("deletion", "deletion_blur"):
-            # Deletion: lower is better, so the loss is student minus black box.
-            loss = [s - r for s, r in zip(matched[metric], rise[metric], strict=True)]
-            old = [s - r for s, r in zip(plain[metric], rise[metric], strict=True)]
-            ci = bootstrap_interval([a - 0.5 * b for a, b in zip(loss, old, strict=True)])
-            cut = 1 - sum(loss) / sum(old)
-            print(f"{tag}: {metric} transfer loss {sum(loss) / len(loss):.4f} against plain "
-                  f"{sum(old) / len(old):.4f} ({cut:.0%} cut); loss minus half plain's "
-                  f"{ci.mean:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}]")
-
+    print_transfer_halving(table, ("n", "m"), rise="n:RISE", plain="p:RISE on student")
 
 if __name__ == "__main__":
     main()

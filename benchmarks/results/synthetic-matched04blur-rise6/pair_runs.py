@@ -25,9 +25,12 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "explainer_objective"))
-from seed_means import explainer_gap, paired_cells, run_rows  # noqa: E402
-
-from captum_akd.metrics import bootstrap_interval  # noqa: E402
+from seed_means import (  # noqa: E402
+    explainer_gap,
+    paired_cells,
+    print_transfer_halving,
+    run_rows,
+)
 
 RUNS = {"b": HERE, "a": HERE / "area2", "n": HERE.parent / "synthetic-matched04-rise6",
         "r": HERE.parent / "synthetic",
@@ -75,17 +78,7 @@ def main() -> None:
                     for x, y in zip(full[f"{tag}:AKD (ours)"][m], akd[m], strict=False))
         print(f"{len(akd['insertion'])} images: {tag}:AKD (ours) minus {tag}:Grad-CAM: "
               + paired_cells(akd, gradcam) + f" (first 300 differ by at most {drift:.1e})")
-    rise, plain = first["b:RISE"], first["p:RISE on student"]
-    for tag in ("b", "n"):
-        matched = first[f"{tag}:RISE on student"]
-        for metric in ("deletion", "deletion_blur"):
-            # Deletion: lower is better, so the loss is student minus black box.
-            loss = [s - r for s, r in zip(matched[metric], rise[metric], strict=True)]
-            old = [s - r for s, r in zip(plain[metric], rise[metric], strict=True)]
-            ci = bootstrap_interval([x - 0.5 * y for x, y in zip(loss, old, strict=True)])
-            print(f"{tag}: {metric} transfer loss {sum(loss) / len(loss):.4f} against plain "
-                  f"{sum(old) / len(old):.4f} ({1 - sum(loss) / sum(old):.0%} cut); loss minus "
-                  f"half plain's {ci.mean:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}]")
+    print_transfer_halving(first, ("b", "n"), rise="b:RISE", plain="p:RISE on student")
     for tag in ("b", "a", "n", "r"):
         gap = {k: f"{sum(v) / len(v):+.4f}" for k, v in explainer_gap(first, tag).items()}
         print(f"{tag}: explainer gap (RISE on student minus AKD, deletions sign-flipped) {gap}")
