@@ -478,8 +478,7 @@ def perturb_options(args: argparse.Namespace) -> dict[str, Any]:
     if not args.perturb_share:
         return {}
     given = {"perturb_share": args.perturb_share,
-             "perturb_substrates": getattr(args, "perturb_substrates", None),
-             "perturb_masks": getattr(args, "perturb_masks", None)}
+             "perturb_substrates": args.perturb_substrates, "perturb_masks": args.perturb_masks}
     return {key: value for key, value in given.items() if value is not None}
 
 
