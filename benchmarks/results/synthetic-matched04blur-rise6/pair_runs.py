@@ -11,7 +11,8 @@ epochs (``p:``, ``../synthetic-matched-rise/plain-10-epochs/``). Every run
 explains the same first 100 images of the same black box (checked by id);
 ``b:`` and ``a:`` score 300 (their ``full`` evaluation), the slow methods on
 the first 100 (``subset``); ``area1/`` (``o:``, area weight 1) scores the
-300 with AKD, Grad-CAM and the controls only. A ``rescore900/`` folder
+300 with AKD, Grad-CAM and the controls only, as do ``area05/`` (``h:``,
+weight 0.5) and ``area075/`` (``t:``, weight 0.75). A ``rescore900/`` folder
 beside a run's ``results.json`` re-scores that checkpoint with AKD,
 Grad-CAM and the controls on the first 900 held-out images. It prints each
 student's agreement, the paired differences (95 % bootstrap, 10,000
@@ -43,9 +44,12 @@ PAIRS_100 = [("b:AKD (ours)", "b:Grad-CAM"), ("a:AKD (ours)", "a:Grad-CAM"),
              ("a:AKD (ours)", "a:RISE")]
 PAIRS_300 = [("b:AKD (ours)", "b:Grad-CAM"), ("a:AKD (ours)", "a:Grad-CAM"),
              ("o:AKD (ours)", "o:Grad-CAM"), ("a:AKD (ours)", "b:AKD (ours)"),
-             ("o:AKD (ours)", "b:AKD (ours)")]
+             ("o:AKD (ours)", "b:AKD (ours)"), ("h:AKD (ours)", "h:Grad-CAM"),
+             ("t:AKD (ours)", "t:Grad-CAM"), ("h:AKD (ours)", "b:AKD (ours)"),
+             ("t:AKD (ours)", "b:AKD (ours)")]
 #: Runs scored on 300 images and, where a rescore900/ folder is there, on 900.
-WIDE = {"b": HERE, "a": HERE / "area2", "o": HERE / "area1"}
+WIDE = {"b": HERE, "a": HERE / "area2", "o": HERE / "area1", "h": HERE / "area05",
+        "t": HERE / "area075"}
 
 
 def main() -> None:
