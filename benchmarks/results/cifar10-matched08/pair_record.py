@@ -1,0 +1,65 @@
+"""This probe against the cifar10 track's record, image by image.
+
+``python benchmarks/results/cifar10-matched08/pair_record.py`` pairs this
+directory's ``results.json`` (``n:``: the record's stage 2 on the five-epoch
+student matched at ``perturb_share`` 0.8, 1000 images, AKD, Grad-CAM and the
+controls) and ``rise50/results.json`` (the same checkpoint re-scored with
+RISE and RISE on the student on the first 50 of those images, the record's
+slow-method images; its ``subset`` evaluation) with
+``../cifar10/results.json`` (``r:``: the record, the plain five-epoch
+student; ``full`` 1000 images, ``subset`` its first 50). Both explain the
+same images of the same black box (checked by id). It prints the paired
+differences (95 % bootstrap, 10,000 resamples, seed 0) that results.md
+quotes, issue 22's halving check of the transfer loss and issue 23's of the
+explainer's own gap, both against the record's student.
+"""
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent / "explainer_objective"))
+from seed_means import (  # noqa: E402
+    paired_cells,
+    print_gap_halving,
+    print_transfer_halving,
+    run_rows,
+)
+
+RECORD = HERE.parent / "cifar10" / "results.json"
+#: CIFAR-10 has no part masks, so no pointing game.
+METRICS = ("insertion", "deletion", "deletion_blur", "road_combined")
+PAIRS_1000 = [("n:AKD (ours)", "r:AKD (ours)"), ("n:AKD (ours)", "n:Grad-CAM"),
+              ("n:AKD (ours)", "n:Uniform noise (control)"),
+              ("r:AKD (ours)", "r:Uniform noise (control)")]
+PAIRS_50 = [("n:AKD (ours)", "r:AKD (ours)"), ("n:AKD (ours)", "n:RISE"),
+            ("r:AKD (ours)", "r:RISE"), ("n:RISE on student", "n:RISE"),
+            ("r:RISE on student", "r:RISE"), ("n:RISE", "r:RISE")]
+
+
+def rows(path: Path, tag: str, part: str = "full") -> tuple[list[str], dict]:
+    """``run_rows`` on the four metrics CIFAR-10 has."""
+    return run_rows(path, tag, part, metrics=METRICS)
+
+
+def main() -> None:
+    ids, wide = rows(HERE / "results.json", "n")
+    record_ids, record = rows(RECORD, "r")
+    assert ids == record_ids, "other images than the record's"
+    wide.update(record)
+    for a, b in PAIRS_1000:
+        print(f"{len(ids)} images: {a} minus {b}: " + paired_cells(wide[a], wide[b]))
+    ids, first = rows(HERE / "rise50" / "results.json", "n", "subset")
+    record_ids, record = rows(RECORD, "r", "subset")
+    assert ids == record_ids, "other images than the record's slow-method ones"
+    first.update(record)
+    for a, b in PAIRS_50:
+        print(f"{len(ids)} images: {a} minus {b}: " + paired_cells(first[a], first[b]))
+    print_transfer_halving(first, ("n",), rise="r:RISE", plain="r:RISE on student")
+    print("## explainer's own gap (how far AKD falls short of RISE on the student; "
+          "< 0: AKD is ahead): new, recorded, and new minus half the recorded")
+    print_gap_halving(first)
+
+
+if __name__ == "__main__":
+    main()
