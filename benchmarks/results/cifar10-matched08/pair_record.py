@@ -5,7 +5,9 @@ directory's ``results.json`` (``n:``: the record's stage 2 on the five-epoch
 student matched at ``perturb_share`` 0.8, 1000 images, AKD, Grad-CAM and the
 controls) and ``rise50/results.json`` (the same checkpoint re-scored with
 RISE and RISE on the student on the first 50 of those images, the record's
-slow-method images; its ``subset`` evaluation) with
+slow-method images; its ``subset`` evaluation) and ``seed1/results.json``
+(``s:``: stage 2 again on the same student with ``--explainer-seed 1``, AKD
+and the controls on the 1000) with
 ``../cifar10/results.json`` (``r:``: the record, the plain five-epoch
 student; ``full`` 1000 images, ``subset`` its first 50). Both explain the
 same images of the same black box (checked by id). It prints the paired
@@ -31,7 +33,9 @@ RECORD = HERE.parent / "cifar10" / "results.json"
 METRICS = ("insertion", "deletion", "deletion_blur", "road_combined")
 PAIRS_1000 = [("n:AKD (ours)", "r:AKD (ours)"), ("n:AKD (ours)", "n:Grad-CAM"),
               ("n:AKD (ours)", "n:Uniform noise (control)"),
-              ("r:AKD (ours)", "r:Uniform noise (control)")]
+              ("r:AKD (ours)", "r:Uniform noise (control)"), ("s:AKD (ours)", "r:AKD (ours)"),
+              ("s:AKD (ours)", "n:AKD (ours)"), ("s:AKD (ours)", "n:Grad-CAM"),
+              ("s:AKD (ours)", "s:Uniform noise (control)")]
 PAIRS_50 = [("n:AKD (ours)", "r:AKD (ours)"), ("n:AKD (ours)", "n:RISE"),
             ("r:AKD (ours)", "r:RISE"), ("n:RISE on student", "n:RISE"),
             ("r:RISE on student", "r:RISE"), ("n:RISE", "r:RISE")]
@@ -45,8 +49,10 @@ def rows(path: Path, tag: str, part: str = "full") -> tuple[list[str], dict]:
 def main() -> None:
     ids, wide = rows(HERE / "results.json", "n")
     record_ids, record = rows(RECORD, "r")
-    assert ids == record_ids, "other images than the record's"
+    seed_ids, seed = rows(HERE / "seed1" / "results.json", "s")
+    assert ids == record_ids == seed_ids, "other images than the record's"
     wide.update(record)
+    wide.update(seed)
     for a, b in PAIRS_1000:
         print(f"{len(ids)} images: {a} minus {b}: " + paired_cells(wide[a], wide[b]))
     ids, first = rows(HERE / "rise50" / "results.json", "n", "subset")
