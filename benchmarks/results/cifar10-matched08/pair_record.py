@@ -9,7 +9,7 @@ slow-method images; its ``subset`` evaluation) and ``seed1/results.json``
 (``s:``: stage 2 again on the same student with ``--explainer-seed 1``, AKD
 and the controls on the 1000) with
 ``../cifar10/results.json`` (``r:``: the record, the plain five-epoch
-student; ``full`` 1000 images, ``subset`` its first 50). Both explain the
+student; ``full`` 1000 images, ``subset`` its first 50). All four explain the
 same images of the same black box (checked by id). It prints the paired
 differences (95 % bootstrap, 10,000 resamples, seed 0) that results.md
 quotes, issue 22's halving check of the transfer loss and issue 23's of the
