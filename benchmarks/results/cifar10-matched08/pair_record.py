@@ -1,4 +1,4 @@
-"""This probe against the cifar10 track's record, image by image.
+"""This probe (the track's record since the evening of 2026-12-07) against the record it replaced.
 
 ``python benchmarks/results/cifar10-matched08/pair_record.py`` pairs this
 directory's ``results.json`` (``n:``: the record's stage 2 on the five-epoch
@@ -8,8 +8,8 @@ RISE and RISE on the student on the first 50 of those images, the record's
 slow-method images; its ``subset`` evaluation) and ``seed1/results.json``
 (``s:``: stage 2 again on the same student with ``--explainer-seed 1``, AKD
 and the controls on the 1000) with
-``../cifar10/results.json`` (``r:``: the record, the plain five-epoch
-student; ``full`` 1000 images, ``subset`` its first 50). All four explain the
+``../cifar10-e5/results.json`` (``r:``: the record until 2026-12-07, the plain
+five-epoch student; ``full`` 1000 images, ``subset`` its first 50). All four explain the
 same images of the same black box (checked by id). It prints the paired
 differences (95 % bootstrap, 10,000 resamples, seed 0) that results.md
 quotes, issue 22's halving check of the transfer loss and issue 23's of the
@@ -28,7 +28,7 @@ from seed_means import (  # noqa: E402
     run_rows,
 )
 
-RECORD = HERE.parent / "cifar10" / "results.json"
+RECORD = HERE.parent / "cifar10-e5" / "results.json"
 #: CIFAR-10 has no part masks, so no pointing game.
 METRICS = ("insertion", "deletion", "deletion_blur", "road_combined")
 PAIRS_1000 = [("n:AKD (ours)", "r:AKD (ours)"), ("n:AKD (ours)", "n:Grad-CAM"),

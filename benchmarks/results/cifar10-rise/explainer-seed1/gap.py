@@ -3,7 +3,7 @@
 ``python benchmarks/results/cifar10-rise/explainer-seed1/gap.py`` reads this
 run's AKD scores of the record's first 50 images (from its full evaluation:
 each image is scored alone) and the record's RISE on the student
-(``../../cifar10/``: the same student, so the same maps) and prints RISE on
+(``../../cifar10-e5/``: the same student, so the same maps) and prints RISE on
 the student minus AKD on insertion, AKD minus RISE on the student on the
 deletions (below 0 AKD is ahead), with 95 % bootstrap intervals (10,000
 resamples, seed 0).
@@ -22,7 +22,7 @@ from seed_means import RUN_KEYS, explainer_gap, run_rows  # noqa: E402
 def main() -> None:
     gap_metrics = ("insertion", "deletion", "deletion_blur")
     ids, new = run_rows(HERE / "results.json", "n", "full", gap_metrics)
-    subset, record = run_rows(HERE.parents[1] / "cifar10" / "results.json", "r", "subset",
+    subset, record = run_rows(HERE.parents[1] / "cifar10-e5" / "results.json", "r", "subset",
                               gap_metrics)
     n = len(subset)
     if ids[:n] != subset:

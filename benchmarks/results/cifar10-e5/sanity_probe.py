@@ -1,15 +1,15 @@
 """Why AKD's maps keep a 0.39 Spearman correlation with a randomised ResNet-56.
 
-``python benchmarks/results/cifar10/sanity_probe.py RANDOM_CHECKPOINT`` takes
+``python benchmarks/results/cifar10-e5/sanity_probe.py RANDOM_CHECKPOINT`` takes
 the checkpoint the track's model-randomisation check distilled from the
 randomised ResNet-56 (the cache entry ``cifar10-randomized-<key>`` that
 ``python -m benchmarks.run --track cifar10 ... --cache DIR`` writes; the
-record's was ``cifar10-randomized-e35a635b4469``) and, on the track's first
+``cifar10-e5`` run's was ``cifar10-randomized-e35a635b4469``) and, on the track's first
 200 evaluation images (the check's), explaining the trained network's
 predicted class, prints as JSON:
 
 - the mean Spearman correlation between every pair of maps: AKD on the
-  trained network (the record's ``rise`` explainer and the ``curve`` one it
+  trained network (that run's ``rise`` explainer and the ``curve`` one it
   replaced), AKD re-distilled from the random network, an untrained
   explanation network (seed 0) on either student, Grad-CAM on both
   networks, and two controls (Sobel edges, centre Gaussian);
@@ -46,7 +46,7 @@ def main(random_checkpoint: Path, data: Path, n: int = 200) -> dict:
         y = target(x).argmax(1)
     random_target = randomize_model(target, seed=0).eval()
     checkpoints = REPO / "benchmarks" / "checkpoints"
-    trained = AttentiveDistillationAttribution.load(checkpoints / "cifar10", forward_func=target)
+    trained = AttentiveDistillationAttribution.load(checkpoints / "cifar10-e5", forward_func=target)
     curve = AttentiveDistillationAttribution.load(checkpoints / "cifar10-curve",
                                                   forward_func=target)
     rand = AttentiveDistillationAttribution.load(random_checkpoint, forward_func=random_target)
