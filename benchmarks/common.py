@@ -432,7 +432,7 @@ def predictions(model: Callable[[Tensor], Tensor], images: Tensor, batch_size: i
 EXPLAINER_OPTIONS = {"explainer_objective": "objective", "explainer_budgets": "budgets",
                      "explainer_destroy": "destroy_substrate",
                      "explainer_area_weight": "area_weight", "explainer_tv_weight": "tv_weight",
-                     "explainer_rise_masks": "rise_masks"}
+                     "explainer_rise_masks": "rise_masks", "explainer_rise_grid": "rise_grid"}
 
 
 def explainer_options(args: argparse.Namespace, changed_only: bool = False) -> dict[str, Any]:

@@ -186,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--explainer-rise-masks", type=int,
                         help="ExplainerConfig.rise_masks: random masks per image of the 'rise' "
                              "objective (default: the library's, 16)")
+    parser.add_argument("--explainer-rise-grid", type=int,
+                        help="ExplainerConfig.rise_grid: cells per side of those masks (default: "
+                             "the library's, 7)")
     parser.add_argument("--explainer-seed", type=int,
                         help="seeds stage 2 alone (its initial weights and batch order) where "
                              "it trains on a given student: cifar10 with a stage-1 run as "

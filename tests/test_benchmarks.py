@@ -156,10 +156,11 @@ def test_synthetic_track(tmp_path: Path) -> None:
     black_box = out / "checkpoint" / "black_box.safetensors"
     rise_argv = [*argv[:-4], "--out", str(tmp_path / "rise"), "--cache", str(cache),
                  "--black-box", str(black_box), "--explainer-objective", "rise",
-                 "--explainer-area-weight", "0", "--explainer-rise-masks", "2"]
+                 "--explainer-area-weight", "0", "--explainer-rise-masks", "2",
+                 "--explainer-rise-grid", "4"]
     options = demo_settings(resolve_args(rise_argv)).explainer_options
     assert options == {**demo_settings(resolve_args(argv)).explainer_options,
-                       "objective": "rise", "area_weight": 0.0, "rise_masks": 2}
+                       "objective": "rise", "area_weight": 0.0, "rise_masks": 2, "rise_grid": 4}
     rise = main(rise_argv)
     assert rise["target"]["sha256"] == results["target"]["sha256"]
     assert rise["target"]["source"].startswith("loaded from --black-box")
