@@ -13,7 +13,11 @@ five-epoch student; ``full`` 1000 images, ``subset`` its first 50). All four exp
 same images of the same black box (checked by id). It prints the paired
 differences (95 % bootstrap, 10,000 resamples, seed 0) that results.md
 quotes, issue 22's halving check of the transfer loss and issue 23's of the
-explainer's own gap, both against the record's student.
+explainer's own gap, both against the record's student; then each probe of
+``PROBES`` (``t:``, ``train20k/``: the same stage 2 on 20,000 training
+images; ``v:``, ``tv01/``: with ``tv_weight`` 0.1; ``g:``, ``grid16/``: with
+``rise_grid`` 16) against this run's AKD, its own Grad-CAM and uniform-noise rows, and
+on the 50 against RISE.
 """
 
 import sys
@@ -36,6 +40,9 @@ PAIRS_1000 = [("n:AKD (ours)", "r:AKD (ours)"), ("n:AKD (ours)", "n:Grad-CAM"),
               ("r:AKD (ours)", "r:Uniform noise (control)"), ("s:AKD (ours)", "r:AKD (ours)"),
               ("s:AKD (ours)", "n:AKD (ours)"), ("s:AKD (ours)", "n:Grad-CAM"),
               ("s:AKD (ours)", "s:Uniform noise (control)")]
+#: Probes of the record's stage 2 scored with AKD, Grad-CAM and the controls on the 1000:
+#: tag -> folder.
+PROBES = {"t": "train20k", "v": "tv01", "g": "grid16"}
 PAIRS_50 = [("n:AKD (ours)", "r:AKD (ours)"), ("n:AKD (ours)", "n:RISE"),
             ("r:AKD (ours)", "r:RISE"), ("n:RISE on student", "n:RISE"),
             ("r:RISE on student", "r:RISE"), ("n:RISE", "r:RISE")]
@@ -47,14 +54,14 @@ def rows(path: Path, tag: str, part: str = "full") -> tuple[list[str], dict]:
 
 
 def main() -> None:
-    ids, wide = rows(HERE / "results.json", "n")
+    full_ids, wide = rows(HERE / "results.json", "n")
     record_ids, record = rows(RECORD, "r")
     seed_ids, seed = rows(HERE / "seed1" / "results.json", "s")
-    assert ids == record_ids == seed_ids, "other images than the record's"
+    assert full_ids == record_ids == seed_ids, "other images than the record's"
     wide.update(record)
     wide.update(seed)
     for a, b in PAIRS_1000:
-        print(f"{len(ids)} images: {a} minus {b}: " + paired_cells(wide[a], wide[b]))
+        print(f"{len(full_ids)} images: {a} minus {b}: " + paired_cells(wide[a], wide[b]))
     ids, first = rows(HERE / "rise50" / "results.json", "n", "subset")
     record_ids, record = rows(RECORD, "r", "subset")
     assert ids == record_ids, "other images than the record's slow-method ones"
@@ -65,6 +72,19 @@ def main() -> None:
     print("## explainer's own gap (how far AKD falls short of RISE on the student; "
           "< 0: AKD is ahead): new, recorded, and new minus half the recorded")
     print_gap_halving(first)
+    print("## probes of the record's stage 2 (on the 50: their full evaluation's rows there, "
+          "each image being scored alone, against the record's RISE)")
+    for tag, folder in PROBES.items():
+        probe_ids, probe = rows(HERE / folder / "results.json", tag)
+        assert probe_ids == full_ids, f"{folder}: other images than the record's"
+        for b in ("n:AKD (ours)", f"{tag}:Grad-CAM", f"{tag}:Uniform noise (control)"):
+            reference = wide[b] if b.startswith("n:") else probe[b]
+            print(f"{len(probe_ids)} images: {tag}:AKD (ours) minus {b}: "
+                  + paired_cells(probe[f"{tag}:AKD (ours)"], reference))
+        index = [probe_ids.index(i) for i in ids]
+        on_50 = {m: [v[k] for k in index] for m, v in probe[f"{tag}:AKD (ours)"].items()}
+        print(f"{len(ids)} images: {tag}:AKD (ours) minus n:RISE: "
+              + paired_cells(on_50, first["n:RISE"]))
 
 
 if __name__ == "__main__":
