@@ -78,12 +78,13 @@ def main() -> None:
     for tag, folder in PROBES.items():
         probe_ids, probe = rows(HERE / folder / "results.json", tag)
         assert probe_ids == full_ids, f"{folder}: other images than the record's"
+        assert probe_ids[:len(ids)] == ids, "the slow-method images are not the first ones"
+        wide.update(probe)
+        akd = wide[f"{tag}:AKD (ours)"]
         for b in ("n:AKD (ours)", f"{tag}:Grad-CAM", f"{tag}:Uniform noise (control)"):
-            reference = wide[b] if b.startswith("n:") else probe[b]
             print(f"{len(probe_ids)} images: {tag}:AKD (ours) minus {b}: "
-                  + paired_cells(probe[f"{tag}:AKD (ours)"], reference))
-        index = [probe_ids.index(i) for i in ids]
-        on_50 = {m: [v[k] for k in index] for m, v in probe[f"{tag}:AKD (ours)"].items()}
+                  + paired_cells(akd, wide[b]))
+        on_50 = {m: v[:len(ids)] for m, v in akd.items()}
         print(f"{len(ids)} images: {tag}:AKD (ours) minus n:RISE: "
               + paired_cells(on_50, first["n:RISE"]))
 
