@@ -18,7 +18,7 @@ explainer's own gap, both against the record's student; then each probe of
 images; ``v:``, ``tv01/``: with ``tv_weight`` 0.1; ``g:``, ``grid16/``: with
 ``rise_grid`` 16; ``z:``, ``zero/``: destroying over zeros only; ``k:``,
 ``student15/``: the record's stage 2 on its student after ten more matched
-epochs) against
+epochs; ``c:``, ``train20k-zero/``: ``train20k/`` and ``zero/`` combined) against
 this run's AKD, its own Grad-CAM and uniform-noise rows, and on the 50
 against RISE.
 """
@@ -45,7 +45,8 @@ PAIRS_1000 = [("n:AKD (ours)", "r:AKD (ours)"), ("n:AKD (ours)", "n:Grad-CAM"),
               ("s:AKD (ours)", "s:Uniform noise (control)")]
 #: Probes of the record's stage 2 scored with AKD, Grad-CAM and the controls on the 1000:
 #: tag -> folder.
-PROBES = {"t": "train20k", "v": "tv01", "g": "grid16", "z": "zero", "k": "student15"}
+PROBES = {"t": "train20k", "v": "tv01", "g": "grid16", "z": "zero", "k": "student15",
+          "c": "train20k-zero"}
 PAIRS_50 = [("n:AKD (ours)", "r:AKD (ours)"), ("n:AKD (ours)", "n:RISE"),
             ("r:AKD (ours)", "r:RISE"), ("n:RISE on student", "n:RISE"),
             ("r:RISE on student", "r:RISE"), ("n:RISE", "r:RISE")]
