@@ -20,7 +20,10 @@ images; ``v:``, ``tv01/``: with ``tv_weight`` 0.1; ``g:``, ``grid16/``: with
 ``student15/``: the record's stage 2 on its student after ten more matched
 epochs; ``c:``, ``train20k-zero/``: ``train20k/`` and ``zero/`` combined) against
 this run's AKD, its own Grad-CAM and uniform-noise rows, and on the 50
-against RISE.
+against RISE. Last, ``train20k-zero/`` against the record on 1000 other
+images (``--seed 1``: ``train20k-zero/fresh/`` with Grad-CAM and the
+controls, ``train20k-zero/fresh-record/`` the record's checkpoint), and how
+many of them the seed-0 images share.
 """
 
 import sys
@@ -90,6 +93,14 @@ def main() -> None:
         on_50 = {m: v[:len(ids)] for m, v in akd.items()}
         print(f"{len(ids)} images: {tag}:AKD (ours) minus n:RISE: "
               + paired_cells(on_50, first["n:RISE"]))
+    fresh_ids, fresh = rows(HERE / "train20k-zero" / "fresh" / "results.json", "c")
+    again_ids, again = rows(HERE / "train20k-zero" / "fresh-record" / "results.json", "n")
+    assert fresh_ids == again_ids, "the fresh runs explain other images"
+    print(f"## train20k-zero on other images (--seed 1; {len(set(fresh_ids) & set(full_ids))} "
+          "of them among the seed-0 ones)")
+    for b in ("n:AKD (ours)", "c:Grad-CAM", "c:Uniform noise (control)"):
+        print(f"{len(fresh_ids)} images: c:AKD (ours) minus {b}: "
+              + paired_cells(fresh["c:AKD (ours)"], (again | fresh)[b]))
 
 
 if __name__ == "__main__":
