@@ -96,11 +96,12 @@ def main() -> None:
     fresh_ids, fresh = rows(HERE / "train20k-zero" / "fresh" / "results.json", "c")
     again_ids, again = rows(HERE / "train20k-zero" / "fresh-record" / "results.json", "n")
     assert fresh_ids == again_ids, "the fresh runs explain other images"
+    fresh.update(again)
     print(f"## train20k-zero on other images (--seed 1; {len(set(fresh_ids) & set(full_ids))} "
           "of them among the seed-0 ones)")
     for b in ("n:AKD (ours)", "c:Grad-CAM", "c:Uniform noise (control)"):
         print(f"{len(fresh_ids)} images: c:AKD (ours) minus {b}: "
-              + paired_cells(fresh["c:AKD (ours)"], (again | fresh)[b]))
+              + paired_cells(fresh["c:AKD (ours)"], fresh[b]))
 
 
 if __name__ == "__main__":
