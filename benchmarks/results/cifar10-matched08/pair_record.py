@@ -60,6 +60,13 @@ def rows(path: Path, tag: str, part: str = "full") -> tuple[list[str], dict]:
     return run_rows(path, tag, part, metrics=METRICS)
 
 
+def print_against_record(tag: str, table: dict, n: int) -> None:
+    """A probe's AKD against the record's AKD (``n:``) and its own Grad-CAM and noise rows."""
+    for b in ("n:AKD (ours)", f"{tag}:Grad-CAM", f"{tag}:Uniform noise (control)"):
+        print(f"{n} images: {tag}:AKD (ours) minus {b}: "
+              + paired_cells(table[f"{tag}:AKD (ours)"], table[b]))
+
+
 def main() -> None:
     full_ids, wide = rows(HERE / "results.json", "n")
     record_ids, record = rows(RECORD, "r")
@@ -86,11 +93,8 @@ def main() -> None:
         assert probe_ids == full_ids, f"{folder}: other images than the record's"
         assert probe_ids[:len(ids)] == ids, "the slow-method images are not the first ones"
         wide.update(probe)
-        akd = wide[f"{tag}:AKD (ours)"]
-        for b in ("n:AKD (ours)", f"{tag}:Grad-CAM", f"{tag}:Uniform noise (control)"):
-            print(f"{len(probe_ids)} images: {tag}:AKD (ours) minus {b}: "
-                  + paired_cells(akd, wide[b]))
-        on_50 = {m: v[:len(ids)] for m, v in akd.items()}
+        print_against_record(tag, wide, len(probe_ids))
+        on_50 = {m: v[:len(ids)] for m, v in wide[f"{tag}:AKD (ours)"].items()}
         print(f"{len(ids)} images: {tag}:AKD (ours) minus n:RISE: "
               + paired_cells(on_50, first["n:RISE"]))
     fresh_ids, fresh = rows(HERE / "train20k-zero" / "fresh" / "results.json", "c")
@@ -99,9 +103,7 @@ def main() -> None:
     fresh.update(again)
     print(f"## train20k-zero on other images (--seed 1; {len(set(fresh_ids) & set(full_ids))} "
           "of them among the seed-0 ones)")
-    for b in ("n:AKD (ours)", "c:Grad-CAM", "c:Uniform noise (control)"):
-        print(f"{len(fresh_ids)} images: c:AKD (ours) minus {b}: "
-              + paired_cells(fresh["c:AKD (ours)"], fresh[b]))
+    print_against_record("c", fresh, len(fresh_ids))
 
 
 if __name__ == "__main__":
